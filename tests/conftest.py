@@ -1,0 +1,48 @@
+"""Shared fixtures: the committed MNIST sample and a real SavedModel trained on it once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SAMPLE_PATH = Path(__file__).parent / "data" / "mnist_sample.npz"
+# Enough for a model far above chance in ~20 s of CPU; the recipe itself is what's under test.
+FIXTURE_EPOCHS = 8
+
+
+@pytest.fixture(scope="session")
+def mnist_sample():
+    """2,500 training and 500 test digits of real MNIST, 250/50 per class (tests/data)."""
+    from training.data import Mnist
+
+    with np.load(SAMPLE_PATH) as f:
+        return Mnist(
+            x_train=f["x_train"],
+            y_train=f["y_train"],
+            x_test=f["x_test"],
+            y_test=f["y_test"],
+            source=str(SAMPLE_PATH),
+        )
+
+
+@pytest.fixture(scope="session")
+def model_root(tmp_path_factory: pytest.TempPathFactory, mnist_sample) -> Path:
+    """``models/mnist``-shaped directory holding version 1, trained by the real pipeline."""
+    from training.pipeline import train_and_export
+    from training.train import TrainConfig
+
+    root = tmp_path_factory.mktemp("models") / "mnist"
+    # Small batches: enough steps for BatchNorm's moving statistics to settle on 2,500 digits.
+    config = TrainConfig(arch="default", epochs=FIXTURE_EPOCHS, batch_size=32, seed=0, verbose=0)
+    train_and_export(mnist_sample, config, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def model_dir(model_root: Path) -> Path:
+    return model_root / "1"

@@ -1,0 +1,131 @@
+"""Evaluate an exported model through its ``serving_default`` signature, as the service calls it.
+
+``python -m training.evaluate MODEL_DIR`` prints test accuracy, per-class precision and recall and
+the confusion matrix. MODEL_DIR is one version directory or the parent of several (newest wins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+SIGNATURE = "serving_default"
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    accuracy: float
+    loss: float
+    confusion_matrix: list[list[int]]  # rows: true digit, columns: predicted digit
+    per_class: list[dict[str, float]]  # digit, precision, recall, f1, support
+    num_examples: int
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def evaluate_probabilities(probs: np.ndarray, labels: np.ndarray) -> Evaluation:
+    """Metrics from class probabilities; pure, so it is tested without a model."""
+    labels = labels.astype(np.int64)
+    predicted = probs.argmax(axis=1)
+    cm = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(cm, (labels, predicted), 1)
+    per_class = []
+    for d in range(10):
+        tp = float(cm[d, d])
+        precision = tp / cm[:, d].sum() if cm[:, d].sum() else 0.0
+        recall = tp / cm[d, :].sum() if cm[d, :].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class.append(
+            {
+                "digit": d,
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "support": int(cm[d, :].sum()),
+            }
+        )
+    picked = probs[np.arange(len(labels)), labels]
+    loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
+    return Evaluation(
+        accuracy=float(np.trace(cm) / max(1, len(labels))),
+        loss=loss,
+        confusion_matrix=cm.tolist(),
+        per_class=per_class,
+        num_examples=len(labels),
+    )
+
+
+def resolve_version_dir(path: Path) -> Path:
+    """A version directory itself, or the newest integer-named child of a model root."""
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = (
+        [p for p in path.iterdir() if p.is_dir() and p.name.isdigit()] if path.is_dir() else []
+    )
+    if not versions:
+        raise FileNotFoundError(f"no SavedModel version under {path}")
+    return max(versions, key=lambda p: int(p.name))
+
+
+def predict_saved_model(
+    version_dir: Path, images: np.ndarray, batch_size: int = 1000
+) -> np.ndarray:
+    """Class probabilities for uint8 (N,28,28) images via the exported signature."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
+    x = (images.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
+    out = [
+        serve(**{INPUT_NAME: tf.constant(x[i : i + batch_size])})[OUTPUT_NAME].numpy()
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(out)
+
+
+def format_evaluation(ev: Evaluation) -> str:
+    lines = [f"test accuracy {ev.accuracy:.4f}  loss {ev.loss:.4f}  ({ev.num_examples} digits)", ""]
+    lines.append("digit  precision  recall   f1      support")
+    for row in ev.per_class:
+        lines.append(
+            f"{row['digit']:>5}  {row['precision']:>9.4f}  {row['recall']:.4f}   "
+            f"{row['f1']:.4f}  {row['support']:>7}"
+        )
+    lines += ["", "confusion matrix (rows: true, columns: predicted)"]
+    lines.append("     " + "".join(f"{d:>6}" for d in range(10)))
+    for d, row in enumerate(ev.confusion_matrix):
+        lines.append(f"{d:>4} " + "".join(f"{v:>6}" for v in row))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("model_dir", type=Path, help="a version directory or models/mnist")
+    parser.add_argument("--data", type=Path, default=None, help="MNIST npz or IDX directory")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    args = parser.parse_args(argv)
+
+    from training.data import DatasetError, load_mnist
+
+    try:
+        version_dir = resolve_version_dir(args.model_dir)
+        mnist = load_mnist(args.data)
+    except (FileNotFoundError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ev = evaluate_probabilities(predict_saved_model(version_dir, mnist.x_test), mnist.y_test)
+    print(json.dumps(ev.to_dict()) if args.json else f"{version_dir}\n{format_evaluation(ev)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

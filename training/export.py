@@ -1,0 +1,84 @@
+"""Versioned, atomic export: the whole contract between ``training/`` and ``app/``.
+
+``<root>/<n>/`` holds a SavedModel (TensorFlow Serving layout) whose ``serving_default`` signature
+takes ``image``: float32 [None,28,28,1] in [0,1] and returns ``probabilities``: float32 [None,10],
+plus ``metadata.json`` and ``report/``. A version is built in a hidden sibling directory and renamed
+into place only when complete, so a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from training.evaluate import INPUT_NAME, OUTPUT_NAME, SIGNATURE
+
+METADATA_FILE = "metadata.json"
+REPORT_DIR = "report"
+
+
+def existing_versions(root: Path) -> list[int]:
+    if not root.is_dir():
+        return []
+    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def next_version(root: Path) -> int:
+    versions = existing_versions(root)
+    return (versions[-1] + 1) if versions else 1
+
+
+def write_saved_model(model: keras.Model, path: Path) -> None:
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name=SIGNATURE,
+        fn=lambda image: {OUTPUT_NAME: model(image, training=False)},
+        input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name=INPUT_NAME)],
+    )
+    archive.write_out(str(path), verbose=False)
+
+
+def export_version(
+    model: keras.Model,
+    root: Path,
+    finish: Callable[[Path, int], None],
+) -> Path:
+    """Write the SavedModel, let ``finish(staging_dir, version)`` add metadata and report, publish.
+
+    ``finish`` runs against the staged SavedModel, so metrics come from the artifact itself.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    try:
+        write_saved_model(model, staging)
+        version = next_version(root)
+        finish(staging, version)
+        while True:  # another exporter may have taken the number meanwhile
+            target = root / str(version)
+            try:
+                os.rename(staging, target)  # atomic on one filesystem; fails if target exists
+                break
+            except OSError:
+                if not target.exists():
+                    raise
+                version += 1
+                meta = json.loads((staging / METADATA_FILE).read_text())
+                meta["version"] = str(version)
+                write_json(staging / METADATA_FILE, meta)
+        os.chmod(target, 0o755)
+        return target
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
