@@ -1,0 +1,487 @@
+"""Uploaded bytes -> the 28x28 float32 digit the model was trained on.
+
+MNIST digits were made by scaling each handwritten digit so that its longer side is 20 px
+(anti-aliased, aspect ratio kept) and pasting it into a 28x28 frame with its centre of mass
+at the centre, white ink on black. A photo of a digit only classifies like MNIST once it has
+been brought into that same form, which is what ``normalize_digit`` does.
+
+Every function here is pure (bytes or arrays in, arrays out), so the service may call them
+from worker threads. Failures are raised as the typed errors of ``app.errors``.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+import struct
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from app.errors import ImageError, ImageTooLarge, InvalidImage, NoDigitFound, UnsupportedMediaType
+
+MNIST_SIZE = 28
+MNIST_BOX = 20  # MNIST fits each digit in a 20x20 box, leaving a 4 px margin
+MNIST_CENTRE = 14.0  # where MNIST puts the centre of mass (row, col), measured on the sample
+DEFAULT_MAX_PIXELS = 40_000_000
+
+# Sizes are of the longer side, reached by whole-factor shrinking (so within 1.5x of these).
+# The digit is cut from an image about WORK_SIZE long: one a tenth of the frame high is then
+# still ~50 px, plenty for a 20 px result...
+WORK_SIZE = 512
+# ...but found on a copy about FIND_SIZE long: locating it needs far less detail than cutting.
+FIND_SIZE = 256
+# The page's lighting is fitted on a thumbnail about this long: it varies slowly across a page.
+THUMB_SIZE = 32
+# JPEGs are decoded at 1/2, 1/4 or 1/8 scale straight from the DCT while the result stays at
+# least this long, which is several times cheaper than decoding full size and shrinking.
+DRAFT_MIN_SIDE = WORK_SIZE // 2
+# Grey levels above the local background that count as ink; sensor noise and JPEG ringing on
+# a blank page stay well below it once lightly blurred.
+MIN_INK_CONTRAST = 40
+# The digit's box must be at least this fraction of the frame's longer side (and 4 px):
+# smaller blobs are specks of dust or noise, not something a person meant to photograph.
+MIN_DIGIT_FRACTION = 1 / 25
+MIN_DIGIT_PX = 4
+# Pieces of a broken stroke are kept if they are this large relative to the main stroke...
+MIN_PIECE_AREA = 0.1
+# ...and lie within this fraction of the main stroke's size from its box.
+MAX_PIECE_GAP = 0.5
+# Ink levels from RAMP_FLOOR x the ink threshold up to the STROKE_QUANTILE of the strokes are
+# ramped to 0..255: anti-aliased edges keep their grey and the cores saturate, as in MNIST.
+# A floor this low keeps MNIST's own faint edge pixels, and with them its box.
+RAMP_FLOOR = 0.1
+STROKE_QUANTILE = 0.9
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk with its CRC: the file is complete
+_SMALL_PNG_PIXELS = 64 * 64
+_RASTER_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (_PNG_SIGNATURE, "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),  # BigTIFF
+    (b"MM\x00+", "TIFF"),
+)
+_DOCUMENT_SIGNATURES = (b"%PDF", b"%!PS")
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_SNIFF_BYTES = 512
+_NORMAL_CHOLESKY = cv2.DECOMP_NORMAL | cv2.DECOMP_CHOLESKY
+
+
+def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode the first frame of a PNG, JPEG, WebP, BMP, GIF or TIFF, upright per its EXIF.
+
+    The size is checked from the header before any pixel is decoded. Colour JPEGs come back
+    greyscale and possibly at 1/2-1/8 scale (never below ``DRAFT_MIN_SIDE``): the digit needs
+    neither colour nor full resolution. Only ``app.errors`` exceptions leave this function.
+    """
+    image_format = _sniff_format(data)
+    try:
+        # Pillow warns (and at twice the limit raises) about decompression bombs on open; both
+        # must become ImageTooLarge, not a log line. catch_warnings swaps the process-wide
+        # filter list; two threads racing here can at worst leave this same filter installed.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=(image_format,))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageTooLarge(
+                    f"The image is {width}x{height} pixels; at most {max_pixels:,} are accepted."
+                )
+            if image_format == "JPEG":
+                _draft_greyscale(image)
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge() from exc
+    except Exception as exc:  # Pillow signals corrupt data with many unrelated types
+        raise InvalidImage(
+            f"The upload looks like {image_format} but could not be decoded: it may be "
+            "truncated or corrupt."
+        ) from exc
+    return image
+
+
+def to_grayscale(image: Image.Image) -> np.ndarray:
+    """Return a 2-D uint8 array of luminance for any Pillow mode.
+
+    Transparency is flattened onto a background that contrasts the opaque strokes, so a
+    drawing exported from a transparent canvas stays a drawing whatever colour its ink is.
+    Wide integer and float modes are scaled by their nominal range, not stretched per image,
+    so a blank 16-bit scan stays blank.
+    """
+    mode = image.mode
+    if mode == "L" and "transparency" not in image.info:
+        return np.asarray(image)
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"))
+        return _flatten_alpha(cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY), rgba[..., 3])
+    if mode.startswith("I") or mode == "F":
+        return _scale_to_uint8(np.asarray(image), sixteen_bit=mode.startswith("I;16"))
+    try:
+        return np.asarray(image.convert("L"))
+    except ValueError:  # modes without a direct conversion (LAB, HSV)
+        return np.asarray(image.convert("RGB").convert("L"))
+
+
+def normalize_digit(gray: np.ndarray) -> np.ndarray:
+    """Return a (28, 28) float32 image in [0, 1]: the digit white on black, MNIST-style.
+
+    ``gray`` is any 2-D uint8 picture of one digit, light on dark or dark on light, evenly lit
+    or not. An input that already is an MNIST digit is returned as ``gray / 255``, unchanged.
+    Raises NoDigitFound when there is no ink-like contrast or only specks of it.
+    """
+    if gray.ndim != 2 or gray.dtype != np.uint8 or gray.size == 0:
+        raise ValueError(f"expected a non-empty 2-D uint8 array, got {gray.dtype} {gray.shape}")
+    mnist = _already_mnist(gray)
+    if mnist is not None:
+        return mnist
+    return _fit_mnist_frame(_cut_digit(_shrink(gray, WORK_SIZE)))
+
+
+def preprocess_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Bytes of any supported image -> (28, 28, 1) float32 model input in [0, 1]."""
+    gray = _decode_small_grey_png(data, max_pixels)
+    if gray is None:
+        gray = to_grayscale(load_image(data, max_pixels=max_pixels))
+    return normalize_digit(gray)[..., np.newaxis]
+
+
+def preprocess_naive(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Greyscale, squash to 28x28, scale to [0, 1]: for callers who send MNIST-format images.
+
+    Nothing is inverted, cropped or centred, so a photo comes out as the model would see it
+    without normalisation (``?preprocess=none``).
+    """
+    gray = to_grayscale(load_image(data, max_pixels=max_pixels))
+    if gray.shape != (MNIST_SIZE, MNIST_SIZE):
+        gray = cv2.resize(gray, (MNIST_SIZE, MNIST_SIZE), interpolation=cv2.INTER_AREA)
+    return (gray / np.float32(255))[..., np.newaxis]
+
+
+def to_png_bytes(x: np.ndarray) -> bytes:
+    """Encode a (28, 28) or (28, 28, 1) image in [0, 1] as an 8-bit greyscale PNG."""
+    pixels = np.asarray(x, dtype=np.float32)
+    if pixels.ndim == 3:
+        pixels = pixels[..., 0]
+    gray = np.clip(np.rint(pixels * 255), 0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(".png", gray)
+    if not ok:
+        raise ValueError(f"could not encode an array of shape {x.shape} as PNG")
+    return encoded.tobytes()
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+
+def _decode_small_grey_png(data: bytes, max_pixels: int) -> np.ndarray | None:
+    """The pixels of a small, complete, plain 8-bit greyscale PNG (MNIST's format), else None.
+
+    Pillow spends ~50 µs of fixed cost on any PNG, OpenCV ~8 µs: for a 28x28 upload that is
+    most of the request. Anything less plain (colour, 16 bit, transparency, an EXIF
+    orientation, a missing IEND) takes the Pillow path, which also owns the error messages.
+    """
+    if not (data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR" and data.endswith(_PNG_END)):
+        return None
+    width, height, depth, colour_type = struct.unpack(">IIBB", data[16:26])
+    if width * height > min(_SMALL_PNG_PIXELS, max_pixels) or (depth, colour_type) != (8, 0):
+        return None
+    if b"tRNS" in data or b"eXIf" in data:
+        return None
+    gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return gray if gray is not None and gray.shape == (height, width) else None
+
+
+def _sniff_format(data: bytes) -> str:
+    """Name the Pillow plugin for ``data``, so that only that decoder ever sees it.
+
+    Restricting Pillow to six formats keeps rarely used (and Ghostscript-backed) decoders
+    away from untrusted uploads, and lets documents be refused as 415 rather than 400.
+    """
+    if not data:
+        raise InvalidImage("The upload is empty.")
+    head = data[:_SNIFF_BYTES]
+    if head.startswith(_DOCUMENT_SIGNATURES) or head[4:8] == b"ftyp" or _looks_like_text(head):
+        raise UnsupportedMediaType()
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    for signature, image_format in _RASTER_SIGNATURES:
+        if head.startswith(signature):
+            return image_format
+    raise InvalidImage("The upload is not a PNG, JPEG, WebP, BMP, GIF or TIFF image.")
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """True for UTF-8 without control characters: SVG, HTML, XML, JSON, CSV, prose."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut in two at the sniff limit
+            return False
+        text = head[: exc.start].decode("utf-8")
+    return bool(text.strip()) and _CONTROL_CHARS.search(text) is None
+
+
+def _draft_greyscale(image: Image.Image) -> None:
+    """Ask libjpeg for luma only, at the smallest DCT scale that keeps DRAFT_MIN_SIDE."""
+    width, height = image.size
+    scale = DRAFT_MIN_SIDE / max(width, height)
+    image.draft("L", (max(1, int(width * scale)), max(1, int(height * scale))))
+
+
+def _flatten_alpha(luma: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite over white if the opaque strokes are dark, over black if they are light.
+
+    When most of the picture is opaque it is a photo with transparent margins rather than
+    strokes, and the margins take the picture's own mean level so they do not look like ink.
+    """
+    if cv2.minMaxLoc(alpha)[0] == 255:
+        return luma
+    opaque = cv2.threshold(alpha, 127, 255, cv2.THRESH_BINARY)[1]
+    coverage = cv2.countNonZero(opaque) / opaque.size
+    if coverage == 0:
+        return np.full_like(luma, 255)  # nothing drawn: a blank canvas
+    stroke_level = cv2.mean(luma, mask=opaque)[0]
+    contrasting = 255.0 if stroke_level < 128 else 0.0
+    background = stroke_level if coverage > 0.5 else contrasting
+    weight = alpha.astype(np.float32) / np.float32(255)
+    blended = background + (luma.astype(np.float32) - background) * weight
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def _scale_to_uint8(pixels: np.ndarray, *, sixteen_bit: bool) -> np.ndarray:
+    """Map 16-bit, 32-bit and float samples to 0..255 by the range their values imply."""
+    values = pixels.astype(np.float32)
+    if sixteen_bit:
+        top = 65535.0
+    else:
+        low, high = float(values.min()), float(values.max())
+        if low >= 0 and high <= 1 and pixels.dtype.kind == "f":
+            top = 1.0
+        elif low >= 0 and high <= 255:
+            top = 255.0
+        elif low >= 0 and high <= 65535:
+            top = 65535.0
+        else:  # arbitrary range: stretch it
+            values -= low
+            top = max(high - low, 1e-12)
+    return np.clip(np.rint(values * (255 / top)), 0, 255).astype(np.uint8)
+
+
+# --- normalisation --------------------------------------------------------------------------
+
+
+def _already_mnist(gray: np.ndarray) -> np.ndarray | None:
+    """``gray / 255`` when the general path would leave ``gray`` where it is, else None.
+
+    That is a 28x28 image on a clean black background whose ink box's longer side is already
+    20 px and whose centre of mass is within half a pixel of the centre, exactly what MNIST
+    itself contains. Returning it untouched reproduces the offline test accuracy exactly.
+    """
+    if gray.shape != (MNIST_SIZE, MNIST_SIZE) or cv2.countNonZero(gray) > gray.size // 2:
+        return None
+    _, _, width, height = cv2.boundingRect(gray)
+    if max(width, height) != MNIST_BOX or cv2.minMaxLoc(gray)[1] < 128:
+        return None
+    row, col = _centre_of_mass(gray)
+    if _shift_to_centre(row) != 0 or _shift_to_centre(col) != 0:
+        return None
+    return gray / np.float32(255)
+
+
+def _shrink(gray: np.ndarray, longest: int) -> np.ndarray:
+    """Shrink by the whole factor that brings the longer side closest to ``longest``.
+
+    Whole factors put OpenCV's area filter on its fast path: ~25 µs instead of ~1 ms for a
+    500x440 image halved (measured on this service's CPU), for the same box average.
+    """
+    factor = min(round(max(gray.shape) / longest), min(gray.shape))  # keep at least 1 px
+    if factor <= 1:
+        return gray
+    return cv2.resize(gray, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
+
+
+def _cut_digit(work: np.ndarray) -> np.ndarray:
+    """Find the digit on a small copy of ``work``, then cut its strokes from ``work`` itself.
+
+    Locating needs little resolution and is the costly part (thresholds and outlines over the
+    whole frame); the strokes need detail, but only inside the digit's box.
+    """
+    find = _shrink(work, FIND_SIZE)
+    if find is work and max(work.shape) >= 100:
+        find = cv2.GaussianBlur(work, (3, 3), 0)  # sensor noise; a shrunk copy is averaged already
+    page = cv2.resize(_fit_page(_shrink(find, THUMB_SIZE)), find.shape[::-1])
+    contrast = find - page
+    darkest, brightest = cv2.minMaxLoc(contrast)[:2]
+    # The ink is whichever extreme stands out further from the page: usually the dark one.
+    polarity = -1.0 if -darkest > brightest else 1.0
+    x0, y0, x1, y1 = _digit_box(_ink(contrast, polarity))
+
+    scale_y, scale_x = work.shape[0] / find.shape[0], work.shape[1] / find.shape[1]
+    top, bottom = int(y0 * scale_y), min(work.shape[0], int(np.ceil(y1 * scale_y)))
+    left, right = int(x0 * scale_x), min(work.shape[1], int(np.ceil(x1 * scale_x)))
+    crop = work[top:bottom, left:right]
+    page_under_crop = cv2.resize(page[y0:y1, x0:x1], crop.shape[::-1])
+    return _strokes(_ink(crop - page_under_crop, polarity))
+
+
+def _fit_page(thumb: np.ndarray) -> np.ndarray:
+    """The page's brightness without the ink, as a quadratic surface over the thumbnail.
+
+    Lighting across a photographed sheet is close to a gradient plus vignetting, which a
+    quadratic captures; fitting it while repeatedly dropping outliers (ink of either
+    polarity) keeps even a bold digit filling a third of the frame out of the estimate,
+    unlike a blur or an opening, which leak bold strokes into the background.
+    """
+    if thumb.size < 64:  # too few pixels to fit lighting to: call the page flat
+        return np.full(thumb.shape, np.median(thumb), np.float32)
+    terms = _quadratic_terms(*thumb.shape)
+    values = thumb.reshape(-1).astype(np.float32)
+    residual = values - _quantile(values, 0.5)  # start from a flat page, the majority level
+    kept = np.ones(values.size, bool)
+    for _ in range(3):
+        spread = max(1.4826 * _quantile(np.abs(residual[kept]), 0.5), 2.0)
+        kept = np.abs(residual) < 2.5 * spread
+        # OpenCV's Cholesky on the 6x6 normal equations: ~15x faster than np.linalg.lstsq,
+        # whose LAPACK threads cost more than this tiny problem.
+        solved, coefficients = cv2.solve(terms[kept], values[kept], flags=_NORMAL_CHOLESKY)
+        if not solved:  # degenerate thumbnail (a single row or column): least-norm solution
+            coefficients = cv2.solve(terms[kept], values[kept], flags=cv2.DECOMP_SVD)[1]
+        residual = values - (terms @ coefficients).ravel()
+    return (terms @ coefficients).reshape(thumb.shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _quadratic_terms(height: int, width: int) -> np.ndarray:
+    """Columns 1, x, y, x², xy, y² over a height x width grid spanning [-1, 1]²."""
+    y, x = np.mgrid[-1 : 1 : height * 1j, -1 : 1 : width * 1j].astype(np.float32)
+    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
+    terms.flags.writeable = False  # shared between calls
+    return terms
+
+
+def _ink(contrast: np.ndarray, polarity: float) -> np.ndarray:
+    """uint8 ink strength: how far each pixel stands out from the page on the ink's side."""
+    return cv2.convertScaleAbs(cv2.max(contrast * polarity, 0.0))
+
+
+def _digit_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) around the digit, with a margin; NoDigitFound if there is none.
+
+    A digit is the largest blob of ink plus sizeable pieces near it; it must stand out from
+    the page by MIN_INK_CONTRAST and be more than a speck relative to the frame.
+    """
+    if cv2.minMaxLoc(ink)[1] < MIN_INK_CONTRAST:
+        raise NoDigitFound("The image has no contrast that looks like ink.")
+    boxes = _ink_blobs(ink)[3]
+    x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
+    x1 = (boxes[:, 0] + boxes[:, 2]).max()
+    y1 = (boxes[:, 1] + boxes[:, 3]).max()
+    if max(x1 - x0, y1 - y0) < max(MIN_DIGIT_PX, MIN_DIGIT_FRACTION * max(ink.shape)):
+        raise NoDigitFound("Only specks of ink were found, nothing digit-sized.")
+    # Two pixels of margin keep the grey fringe just below the threshold.
+    height, width = ink.shape
+    return max(x0 - 2, 0), max(y0 - 2, 0), min(x1 + 2, width), min(y1 + 2, height)
+
+
+def _strokes(ink: np.ndarray) -> np.ndarray:
+    """The digit's strokes, tightly cropped, 0..255 with anti-aliased edges kept.
+
+    Ink levels are ramped (see RAMP_FLOOR) rather than cut hard; whatever is not part of the
+    digit's blobs, or a pixel of fringe around them, is zeroed.
+    """
+    if max(ink.shape) > 2 * MNIST_BOX:  # it will be shrunk at least 2x: blurring costs no detail
+        ink = cv2.GaussianBlur(ink, (3, 3), 0)
+    threshold, mask, blobs, _ = _ink_blobs(ink)
+    digit_area = np.zeros_like(mask)
+    cv2.drawContours(digit_area, blobs, -1, 255, cv2.FILLED)
+    stroke_level = _quantile(ink[cv2.bitwise_and(mask, digit_area) > 0], STROKE_QUANTILE)
+    floor = threshold * RAMP_FLOOR
+    gain = 255 / max(stroke_level - floor, 1)
+    ramped = cv2.convertScaleAbs(cv2.subtract(ink, floor), alpha=gain)
+    fringe = cv2.dilate(digit_area, np.ones((3, 3), np.uint8))
+    digit = cv2.bitwise_and(ramped, fringe)
+    x, y, width, height = cv2.boundingRect(digit)
+    if width == 0:
+        raise NoDigitFound("The ink is too faint to make out a digit.")
+    return digit[y : y + height, x : x + width]
+
+
+def _ink_blobs(ink: np.ndarray) -> tuple[float, np.ndarray, list[np.ndarray], np.ndarray]:
+    """Threshold, ink mask, and the outlines and (x, y, w, h) boxes of the digit's blobs.
+
+    Otsu separates ink from what is left of the page, but on a clean page it would split the
+    noise, so it never goes below half of MIN_INK_CONTRAST. The digit is the largest blob
+    plus sizeable pieces near it (a 5's detached bar); specks of dust or noise are dropped.
+    Outer contours are ~10x cheaper than labelling connected components here.
+    """
+    threshold, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    if threshold < MIN_INK_CONTRAST / 2:
+        threshold, mask = cv2.threshold(ink, MIN_INK_CONTRAST / 2, 255, cv2.THRESH_BINARY)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        raise NoDigitFound("The image has no contrast that looks like ink.")
+    boxes = np.array([cv2.boundingRect(contour) for contour in contours])
+    # Pixels enclosed by each outline (Pick's theorem: polygon area + half the perimeter + 1).
+    areas = np.array([cv2.contourArea(c) + cv2.arcLength(c, True) / 2 + 1 for c in contours])
+    main = int(np.argmax(areas))
+    mx, my, mw, mh = boxes[main]
+    reach = MAX_PIECE_GAP * max(mw, mh)
+    x, y, w, h = boxes.T
+    near = (
+        (x < mx + mw + reach) & (x + w > mx - reach) & (y < my + mh + reach) & (y + h > my - reach)
+    )
+    keep = np.flatnonzero(near & (areas >= MIN_PIECE_AREA * areas[main]))
+    return threshold, mask, [contours[i] for i in keep], boxes[keep]
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    """A sample quantile by partial sort: np.percentile costs ~10x more on arrays this small."""
+    k = int(q * (values.size - 1))
+    return float(np.partition(values.ravel(), k)[k])
+
+
+def _fit_mnist_frame(digit: np.ndarray) -> np.ndarray:
+    """Scale the longer side to 20 px and paste so the centre of mass lands on (14, 14).
+
+    Centre of mass rather than box centre because that is how MNIST was built: a 7 sits
+    further left in its box than a 1, and the model learned those positions. The strongest
+    stroke is scaled to 1.0, as it is in every MNIST digit, however thin the pen was.
+    """
+    height, width = digit.shape
+    scale = MNIST_BOX / max(height, width)
+    if scale != 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        digit = cv2.resize(digit, size, interpolation=interpolation)
+        height, width = digit.shape
+    peak = cv2.minMaxLoc(digit)[1]
+    if peak == 0:
+        raise NoDigitFound("The ink is too faint to make out a digit.")
+    row, col = _centre_of_mass(digit)
+    top = min(max(_shift_to_centre(row), 0), MNIST_SIZE - height)
+    left = min(max(_shift_to_centre(col), 0), MNIST_SIZE - width)
+    frame = np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
+    frame[top : top + height, left : left + width] = digit / np.float32(peak)
+    return frame
+
+
+def _centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    """(row, col), with pixel i's centre at i, as MNIST measured it."""
+    moments = cv2.moments(image)
+    return moments["m01"] / moments["m00"], moments["m10"] / moments["m00"]
+
+
+def _shift_to_centre(position: float) -> int:
+    """Whole-pixel shift that brings ``position`` nearest MNIST_CENTRE (halves round up)."""
+    return int(np.floor(MNIST_CENTRE - position + 0.5))
