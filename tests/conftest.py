@@ -46,3 +46,25 @@ def model_root(tmp_path_factory: pytest.TempPathFactory, mnist_sample) -> Path:
 @pytest.fixture(scope="session")
 def model_dir(model_root: Path) -> Path:
     return model_root / "1"
+
+
+# --- the service (tests/app) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def service_settings(model_root: Path):
+    """Settings for an app serving the fixture model; ``.model_copy(update=...)`` to vary."""
+    from app.settings import Settings
+
+    return Settings(MODEL_DIR=model_root, LOG_FORMAT="text", LOG_LEVEL="WARNING")
+
+
+@pytest.fixture(scope="session")
+def client(service_settings):
+    """A started app (model loaded and warmed) behind a TestClient, shared by the session."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(service_settings)) as test_client:
+        yield test_client

@@ -1,0 +1,92 @@
+"""The one place where exceptions become HTTP responses.
+
+Every error body is ``{"detail": "<a sentence>"}``: never a traceback, a file path or
+pydantic's list of dicts. Image problems carry their own status (``app.errors``); the
+batcher's are 503 (busy, retry) or 500 (the model call itself failed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api.deps import RETRY_AFTER_S
+from app.errors import ImageError
+from app.inference import InferenceFailed, Overloaded, PredictorClosed
+
+logger = logging.getLogger(__name__)
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ImageError, _image_error)
+    app.add_exception_handler(Overloaded, _overloaded)
+    app.add_exception_handler(PredictorClosed, _predictor_closed)
+    app.add_exception_handler(InferenceFailed, _inference_failed)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def error_response(
+    status_code: int, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+
+
+async def _image_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ImageError)
+    return error_response(exc.status_code, exc.detail)
+
+
+async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
+    request.app.state.metrics.rejected.inc()
+    return error_response(503, str(exc), {"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def _predictor_closed(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(503, str(exc), {"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def _inference_failed(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(500, f"Inference failed: {exc}.")
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, describe_validation_errors(exc.errors()))
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return error_response(exc.status_code, str(exc.detail), exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={"fields": {"path": request.url.path, "method": request.method}},
+    )
+    return error_response(500, "Internal server error.")
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    """pydantic's error list as one sentence a person can act on."""
+    messages = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        if error.get("type") == "missing" and location[:1] == ["body"]:
+            messages.append(
+                f"Missing form field {location[-1]!r}: send the image as multipart/form-data "
+                f"with the field name {location[-1]!r}."
+            )
+        else:
+            where = ".".join(location[1:] if location[:1] == ["body"] else location)
+            messages.append(f"{where}: {error.get('msg', 'invalid value')}")
+    return " ".join(messages) or "Invalid request."

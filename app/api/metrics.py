@@ -1,0 +1,22 @@
+"""GET /metrics in the Prometheus text format, from this app's own registry."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.api.deps import MetricsDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Text exposition."}},
+)
+async def metrics(request: Request, collectors: MetricsDep) -> Response:
+    predictor = request.app.state.predictor
+    collectors.queued.set(predictor.queued_rows if predictor is not None else 0)
+    return Response(generate_latest(collectors.registry), media_type=CONTENT_TYPE_LATEST)

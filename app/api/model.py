@@ -1,0 +1,39 @@
+"""GET /model: what was trained, how well it scored, and when: from its metadata.json."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from pydantic import ValidationError
+
+from app.api.deps import ModelDep
+from app.inference import LoadedModel
+from app.schemas import ErrorResponse, ModelInfo
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/model", tags=["model"])
+
+
+@router.get(
+    "",
+    summary="Metadata of the served model",
+    response_model=ModelInfo,
+    response_model_exclude_none=True,
+    responses={503: {"model": ErrorResponse, "description": "Model not loaded yet."}},
+)
+async def model_info(model: ModelDep) -> ModelInfo:
+    return describe_model(model)
+
+
+def describe_model(model: LoadedModel) -> ModelInfo:
+    """The metadata fields /model documents; a malformed metadata.json degrades to the version."""
+    try:
+        return ModelInfo.model_validate({**model.metadata, "version": model.version})
+    except ValidationError as exc:
+        logger.warning(
+            "metadata.json does not match the documented fields",
+            extra={"fields": {"errors": exc.error_count()}},
+        )
+        return ModelInfo(version=model.version)

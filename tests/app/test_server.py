@@ -1,0 +1,150 @@
+"""End to end: ``uvicorn app.main:app`` as a real process, spoken to over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.photograph import encode_png
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_env(model_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MODEL_DIR": str(model_dir),
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
+def uvicorn_command(port: int) -> list[str]:
+    host = ["--host", "127.0.0.1", "--port", str(port)]
+    return [sys.executable, "-m", "uvicorn", "app.main:app", *host]
+
+
+@contextmanager
+def uvicorn_process(model_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A uvicorn serving ``model_dir``; its output goes to ``log`` (a pipe could fill up)."""
+    port = free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            uvicorn_command(port),
+            cwd=REPO,
+            env=server_env(model_dir),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            yield process, f"http://127.0.0.1:{port}"
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def wait_until_ready(process: subprocess.Popen[str], url: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
+        time.sleep(0.2)
+    pytest.fail(f"server not ready after {STARTUP_TIMEOUT_S} s:\n{log.read_text()}")
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_uvicorn_serves_predictions_over_http(
+    model_root: Path, mnist_sample, tmp_path: Path
+) -> None:
+    log = tmp_path / "server.log"
+    digit, label = mnist_sample.x_test[0], int(mnist_sample.y_test[0])
+    with uvicorn_process(model_root, log) as (process, url):
+        wait_until_ready(process, url, log)
+        with httpx.Client(base_url=url, timeout=30) as http:
+            live = http.get("/health/live")
+            predicted = http.post("/predict", files={"file": ("seven.png", encode_png(digit))})
+            refused = http.post("/predict", files={"file": ("x.png", b"")})
+            metrics = http.get("/metrics").text
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0  # graceful: drained and stopped
+
+    assert live.json() == {"status": "alive"}
+    assert predicted.status_code == 200
+    assert predicted.json()["digit"] == label
+    assert predicted.json()["model_version"] == "1"
+    assert refused.status_code == 400
+    assert 'http_requests_total{method="POST",route="/predict",status="200"} 1.0' in metrics
+
+    records = json_lines(log.read_text())
+    messages = [record["message"] for record in records]
+    assert "model ready" in messages
+    assert "stopped" in messages
+    access = [r for r in records if r["message"] == "request" and r["route"] == "/predict"]
+    assert [(r["status"], r.get("digit")) for r in access] == [(200, label), (400, None)]
+
+
+def test_a_missing_model_stops_startup_with_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "models" / "mnist"
+    completed = subprocess.run(
+        uvicorn_command(free_port()),
+        cwd=REPO,
+        env=server_env(missing),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT_S,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 0
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if "Cannot start" in line]
+    assert len(lines) == 1, output
+    assert str(missing) in lines[0]
+    assert "make train" in lines[0]
+
+
+def test_importing_the_app_loads_nothing() -> None:
+    probe = "import sys, app.main; print('tensorflow' in sys.modules, app.main.app.state.model)"
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env={**os.environ, "MODEL_DIR": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert completed.stdout.split() == ["False", "None"]

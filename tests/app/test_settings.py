@@ -1,0 +1,108 @@
+"""app/settings.py: defaults, environment parsing, and the settings that shape the app."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from app.main import create_app
+from app.settings import Settings, get_settings
+
+ENV_NAMES = (
+    "MODEL_DIR",
+    "MAX_UPLOAD_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_BATCH_FILES",
+    "BATCH_MAX_SIZE",
+    "BATCH_MAX_WAIT_MS",
+    "QUEUE_MAX",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "ACCESS_LOG",
+    "CORS_ORIGINS",
+    "HOST",
+    "PORT",
+)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert settings.MODEL_DIR.as_posix() == "models/mnist"
+    assert settings.MAX_UPLOAD_BYTES == 10 * 1024 * 1024
+    assert settings.MAX_BATCH_FILES == 64
+    assert settings.BATCH_MAX_SIZE == 32
+    assert settings.batch_max_wait_s == pytest.approx(0.002)
+    assert settings.CORS_ORIGINS == []
+    assert settings.PORT == 8000
+    assert settings.LOG_FORMAT == "json"
+
+
+def test_environment_variables_are_read_and_normalised(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("MODEL_DIR", "/srv/models/mnist/3")
+    clean_env.setenv("MAX_UPLOAD_BYTES", "2048")
+    clean_env.setenv("BATCH_MAX_WAIT_MS", "0.5")
+    clean_env.setenv("LOG_LEVEL", "debug")
+    clean_env.setenv("LOG_FORMAT", "TEXT")
+    clean_env.setenv("CORS_ORIGINS", "http://localhost:3000, https://digits.example ,")
+    settings = Settings()
+    assert settings.MODEL_DIR.as_posix() == "/srv/models/mnist/3"
+    assert settings.MAX_UPLOAD_BYTES == 2048
+    assert settings.batch_max_wait_s == pytest.approx(0.0005)
+    assert settings.LOG_LEVEL == "DEBUG"
+    assert settings.LOG_FORMAT == "text"
+    assert settings.CORS_ORIGINS == ["http://localhost:3000", "https://digits.example"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MAX_UPLOAD_BYTES", "0"), ("LOG_FORMAT", "xml"), ("PORT", "70000"), ("QUEUE_MAX", "x")],
+)
+def test_invalid_values_are_refused(clean_env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    clean_env.setenv(name, value)
+    with pytest.raises(ValidationError, match=name):
+        Settings()
+
+
+def test_get_settings_reads_the_environment_once(clean_env: pytest.MonkeyPatch) -> None:
+    get_settings.cache_clear()
+    try:
+        clean_env.setenv("PORT", "9001")
+        first = get_settings()
+        clean_env.setenv("PORT", "9002")
+        assert get_settings() is first
+        assert first.PORT == 9001
+    finally:
+        get_settings.cache_clear()
+
+
+def _preflight(settings: Settings) -> dict[str, str]:
+    # No lifespan needed: CORS is answered by middleware before any route or model.
+    response = TestClient(create_app(settings)).options(
+        "/predict",
+        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
+    )
+    return dict(response.headers)
+
+
+def test_cors_is_off_by_default_and_on_for_listed_origins(clean_env: pytest.MonkeyPatch) -> None:
+    assert "access-control-allow-origin" not in _preflight(Settings())
+    headers = _preflight(Settings(CORS_ORIGINS=["http://localhost:3000"]))
+    assert headers["access-control-allow-origin"] == "http://localhost:3000"
+
+
+def test_cors_headers_reach_refused_uploads_too(clean_env: pytest.MonkeyPatch) -> None:
+    origin = "http://localhost:3000"
+    app = create_app(Settings(CORS_ORIGINS=[origin], MAX_UPLOAD_BYTES=100))
+    response = TestClient(app).post(
+        "/predict", files={"file": ("d.png", b"\x00" * 500)}, headers={"Origin": origin}
+    )
+    assert response.status_code == 413
+    assert response.headers["access-control-allow-origin"] == origin
