@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("training")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from training.export import existing_versions
+    from training.versions import existing_versions
 
     if args.if_missing and existing_versions(args.out):
         log.info(

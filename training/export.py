@@ -19,20 +19,10 @@ import keras
 import tensorflow as tf
 
 from training.evaluate import INPUT_NAME, OUTPUT_NAME, SIGNATURE
+from training.versions import next_version
 
 METADATA_FILE = "metadata.json"
 REPORT_DIR = "report"
-
-
-def existing_versions(root: Path) -> list[int]:
-    if not root.is_dir():
-        return []
-    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
-
-
-def next_version(root: Path) -> int:
-    versions = existing_versions(root)
-    return (versions[-1] + 1) if versions else 1
 
 
 def write_saved_model(model: keras.Model, path: Path) -> None:

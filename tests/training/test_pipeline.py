@@ -14,6 +14,7 @@ from training.__main__ import main as training_main
 from training.evaluate import evaluate_probabilities, predict_saved_model, resolve_version_dir
 from training.models import build_seed
 from training.train import augment_batch, scale_images
+from training.versions import existing_versions
 
 
 def test_signature_contract(model_dir: Path) -> None:
@@ -85,7 +86,7 @@ def test_a_crash_during_export_leaves_no_version(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError):
         export.export_version(build_seed(), tmp_path, crash)
-    assert export.existing_versions(tmp_path) == []
+    assert existing_versions(tmp_path) == []
     assert list(tmp_path.iterdir()) == []
 
 
@@ -121,4 +122,4 @@ def test_cli_with_bad_data_path_fails_cleanly(tmp_path: Path, capsys) -> None:
 
 def test_cli_if_missing_skips_when_a_model_exists(model_root: Path, caplog) -> None:
     assert training_main(["--if-missing", "--out", str(model_root)]) == 0
-    assert export.existing_versions(model_root) == [1]
+    assert existing_versions(model_root) == [1]
