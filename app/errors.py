@@ -34,7 +34,11 @@ class UnsupportedMediaType(ImageError):  # noqa: N818 - the service's vocabulary
 
 
 class ImageTooLarge(ImageError):  # noqa: N818 - the service's vocabulary
-    """More pixels than we are willing to decode: a decompression bomb or a huge scan."""
+    """More pixels than we are willing to decode: a decompression bomb or a huge scan.
+
+    Frames are not counted: only the first frame of an animation or multi-page file is ever
+    decoded, so a long one costs no more than a still.
+    """
 
     status_code = 413
     default_detail = "The image has too many pixels."

@@ -151,10 +151,7 @@ def normalize_digit(gray: np.ndarray) -> np.ndarray:
 
 def preprocess_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Bytes of any supported image -> (28, 28, 1) float32 model input in [0, 1]."""
-    gray = _decode_small_grey_png(data, max_pixels)
-    if gray is None:
-        gray = to_grayscale(load_image(data, max_pixels=max_pixels))
-    return normalize_digit(gray)[..., np.newaxis]
+    return normalize_digit(_decode_grayscale(data, max_pixels))[..., np.newaxis]
 
 
 def preprocess_naive(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -163,7 +160,7 @@ def preprocess_naive(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np
     Nothing is inverted, cropped or centred, so a photo comes out as the model would see it
     without normalisation (``?preprocess=none``).
     """
-    gray = to_grayscale(load_image(data, max_pixels=max_pixels))
+    gray = _decode_grayscale(data, max_pixels)
     if gray.shape != (MNIST_SIZE, MNIST_SIZE):
         gray = cv2.resize(gray, (MNIST_SIZE, MNIST_SIZE), interpolation=cv2.INTER_AREA)
     return (gray / np.float32(255))[..., np.newaxis]
@@ -182,6 +179,11 @@ def to_png_bytes(x: np.ndarray) -> bytes:
 
 
 # --- decoding -------------------------------------------------------------------------------
+
+
+def _decode_grayscale(data: bytes, max_pixels: int) -> np.ndarray:
+    gray = _decode_small_grey_png(data, max_pixels)
+    return gray if gray is not None else to_grayscale(load_image(data, max_pixels=max_pixels))
 
 
 def _decode_small_grey_png(data: bytes, max_pixels: int) -> np.ndarray | None:
