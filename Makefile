@@ -6,7 +6,7 @@ PORT   ?= 8000
 HOST   ?= 0.0.0.0
 MODEL_DIR ?= models/mnist
 
-.PHONY: help setup train train-seed evaluate serve run test test-slow test-browser test-container lint format bench clean
+.PHONY: help setup train train-seed evaluate serve run test test-slow test-browser test-container lint format bench clean image hadolint accuracy
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -53,3 +53,28 @@ format: setup  ## apply ruff fixes and formatting
 clean:  ## remove caches (keeps .venv and models)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# ---- container image and compose (docker, or ../shared/tools/containers-setup for podman)
+IMAGE ?= mnist-service:latest
+
+image:  ## build the Docker image $(IMAGE) and print its size
+	docker build -t $(IMAGE) .
+	docker image ls $(IMAGE)
+
+hadolint: setup  ## lint the Dockerfile
+	$(VENV)/bin/hadolint Dockerfile
+
+test-container: setup  ## build the image, compose up (quick training), predict, restart: 3 min warm, 7 cold
+	@command -v docker >/dev/null || { echo "need docker: on these machines run ../shared/tools/containers-setup as root"; exit 1; }
+	$(VENV)/bin/pytest -m container -v -s tests/container
+
+test-browser: setup  ## the page end to end in headless Chromium (installs Debian's chromium if absent)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(VENV)/bin/pytest -m browser
+
+bench: setup  ## load-test the service beside the ceiling and naive references (needs a model; ~10 min)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.run
+
+accuracy: setup  ## all 10,000 MNIST test digits through POST /predict, as PNGs and re-photographed
+	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.accuracy_over_http

@@ -1,0 +1,450 @@
+"""Load-test the real service beside its two references, in one run, and publish the figures.
+
+``python -m benchmarks.run`` (``make bench``) starts each server as a real uvicorn process, drives
+it with ``wrk`` (C, epoll; a Lua script posts a prebuilt multipart body) at several concurrencies
+and image kinds, samples the server's RSS, and writes a markdown table, JSON and a PNG plot under
+``benchmarks/results/``. The servers:
+
+- ``service``: the real app (``app.main:app``), dynamic batching and MNIST-style normalisation;
+- ``ceiling``: the same FastAPI multipart endpoint returning a constant (upper bound of the stack);
+- ``naive``: the tutorial's ``model.predict`` per request on the same SavedModel (the baseline).
+
+Sweeps are repeated and interleaved so the ratios are taken side by side on a noisy machine;
+each figure is the median over the repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = Path(__file__).with_name("multipart.lua")
+BOUNDARY = "----mnist-bench-boundary"
+SERVERS = {
+    "service": "app.main:app",
+    "ceiling": "benchmarks.ceiling_app:app",
+    "naive": "benchmarks.naive_app:app",
+}
+
+
+@dataclass
+class Point:
+    server: str
+    image: str
+    concurrency: int
+    rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+    peak_rss_mb: float
+
+
+# ---------------------------------------------------------------------------- test images
+
+
+def sample_digit(index: int = 0) -> np.ndarray:
+    with np.load(ROOT / "tests" / "data" / "mnist_sample.npz") as f:
+        return f["x_test"][index]
+
+
+def png_28(digit: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(digit).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def phone_photo_jpeg(digit: np.ndarray, size: tuple[int, int] = (1000, 750)) -> bytes:
+    """Dark ink on unevenly lit paper, digit ~300 px and off-centre: a phone photo's shape."""
+    rng = np.random.default_rng(0)
+    w, h = size
+    ink = Image.fromarray(255 - digit).resize((300, 300), Image.Resampling.BICUBIC)
+    ink = ink.filter(ImageFilter.GaussianBlur(2))
+    paper = np.linspace(225, 175, w, dtype=np.float32)[None, :] * np.ones((h, 1), np.float32)
+    paper += rng.normal(0, 4, (h, w)).astype(np.float32)
+    page = Image.fromarray(paper.clip(0, 255).astype(np.uint8))
+    page.paste(
+        Image.fromarray(np.minimum(np.asarray(page.crop((520, 300, 820, 600))), np.asarray(ink))),
+        (520, 300),
+    )
+    buf = io.BytesIO()
+    page.convert("RGB").save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def multipart(data: bytes, filename: str, content_type: str) -> bytes:
+    return (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+
+
+# ---------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url: str, body: bytes, timeout: float = 5.0) -> int:
+    req = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            resp.read()
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+class Server:
+    """One uvicorn process; ``cold_start_s`` is process start to first successful prediction."""
+
+    def __init__(self, name: str, model_dir: Path, warmup_body: bytes) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "MODEL_DIR": str(model_dir),
+            "ACCESS_LOG": "false",
+            "LOG_LEVEL": "WARNING",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            SERVERS[name],
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = started + 120
+        while post(f"{self.url}/predict", warmup_body, timeout=2) != 200:
+            if self.proc.poll() is not None or time.perf_counter() > deadline:
+                err = (
+                    self.proc.stderr.read().decode(errors="replace")[-2000:]
+                    if self.proc.stderr
+                    else ""
+                )
+                self.stop()
+                raise RuntimeError(f"{name} did not start:\n{err}")
+            time.sleep(0.02)
+        self.cold_start_s = time.perf_counter() - started
+
+    def rss_mb(self) -> float:
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def run_wrk(server: Server, body_file: Path, concurrency: int, duration: float) -> dict:
+    threads = max(1, min(2, concurrency))
+    cmd = [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(concurrency),
+        "-d",
+        f"{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        f"{server.url}/predict",
+        "--",
+        str(body_file),
+        BOUNDARY,
+    ]
+    peak = [server.rss_mb()]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.05):
+            peak.append(server.rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration + 60)
+    stop.set()
+    sampler.join()
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["peak_rss_mb"] = max(peak)
+    return result
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+def plan(smoke: bool) -> list[tuple[str, str, int]]:
+    if smoke:
+        return [
+            ("ceiling", "png28", 8),
+            ("service", "png28", 1),
+            ("service", "png28", 8),
+            ("service", "jpeg1000x750", 8),
+            ("naive", "png28", 1),
+        ]
+    points: list[tuple[str, str, int]] = []
+    for c in (1, 8, 32, 64):
+        points.append(("ceiling", "png28", c))
+        points.append(("service", "png28", c))
+        points.append(("service", "jpeg1000x750", c))
+    points += [("naive", "png28", 1), ("naive", "png28", 32)]
+    return points
+
+
+def median_point(runs: list[dict], server: str, image: str, c: int) -> Point:
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    return Point(
+        server=server,
+        image=image,
+        concurrency=c,
+        rps=med("rps"),
+        p50_ms=med("p50_us") / 1000,
+        p95_ms=med("p95_us") / 1000,
+        p99_ms=med("p99_us") / 1000,
+        errors=int(sum(r["errors"] for r in runs)),
+        requests=int(sum(r["requests"] for r in runs)),
+        peak_rss_mb=max(r["peak_rss_mb"] for r in runs),
+    )
+
+
+def preprocessing_cost_ms(jpeg: bytes, repeats: int = 30) -> float:
+    from app.preprocessing import preprocess_image
+
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        preprocess_image(jpeg)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def ratio(a: Point | None, b: Point | None) -> float | None:
+    return a.rps / b.rps if a and b and b.rps else None
+
+
+def render_markdown(points: list[Point], cold: dict[str, float], meta: dict) -> str:
+    lines = [
+        f"Run {meta['created']}: {meta['repeats']} interleaved repeats of {meta['duration_s']} s "
+        f"per point, medians; wrk on the same {os.cpu_count()}-core machine; one uvicorn worker.",
+        "",
+        "| server | image | clients | requests/s | p50 ms | p95 ms | p99 ms | errors | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in points:
+        lines.append(
+            f"| {p.server} | {p.image} | {p.concurrency} | {p.rps:,.0f} | {p.p50_ms:.1f} | "
+            f"{p.p95_ms:.1f} | {p.p99_ms:.1f} | {p.errors} | {p.peak_rss_mb:.0f} |"
+        )
+    lines += ["", "| ratio (same run) | value |", "|---|---:|"]
+    for label, value in meta["ratios"].items():
+        lines.append(f"| {label} | {value:.2f}× |" if value is not None else f"| {label} | n/a |")
+    lines += ["", "| cold start (process start → first prediction) | seconds |", "|---|---:|"]
+    lines += [f"| {name} | {s:.2f} |" for name, s in cold.items()]
+    if meta.get("jpeg_share") is not None:
+        lines += [
+            "",
+            f"Decode + normalise of the 1000×750 JPEG: {meta['jpeg_preprocess_ms']:.2f} ms per "
+            f"image in-process, {meta['jpeg_share']:.0%} of the service's per-request time at 1 client.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(points: list[Point], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_rps, ax_p99) = plt.subplots(1, 2, figsize=(11, 4))
+    series: dict[str, list[Point]] = {}
+    for p in points:
+        series.setdefault(f"{p.server} / {p.image}", []).append(p)
+    for label, ps in series.items():
+        ps.sort(key=lambda p: p.concurrency)
+        xs = [p.concurrency for p in ps]
+        ax_rps.plot(xs, [p.rps for p in ps], marker="o", label=label)
+        ax_p99.plot(xs, [p.p99_ms for p in ps], marker="o", label=label)
+    for ax, title in ((ax_rps, "requests/s"), (ax_p99, "p99 latency (ms)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrent clients")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    ax_rps.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "models/mnist"))
+    )
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per point")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved sweeps; medians reported"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a few seconds: proves the harness works"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.duration, args.repeats = 1.0, 1
+    if not shutil.which("wrk"):
+        print("error: wrk not found (apt-get install wrk)", file=sys.stderr)
+        return 2
+    if not args.model_dir.exists():
+        print(f"error: no model at {args.model_dir}; run `make train` first", file=sys.stderr)
+        return 2
+
+    digit = sample_digit(0)
+    jpeg = phone_photo_jpeg(digit)
+    images = {
+        "png28": multipart(png_28(digit), "digit.png", "image/png"),
+        "jpeg1000x750": multipart(jpeg, "photo.jpg", "image/jpeg"),
+    }
+    points = plan(args.smoke)
+    raw: dict[tuple[str, str, int], list[dict]] = {p: [] for p in points}
+    cold: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        bodies = {}
+        for name, body in images.items():
+            bodies[name] = Path(tmp) / f"{name}.body"
+            bodies[name].write_bytes(body)
+        for repeat in range(args.repeats):
+            for name in SERVERS:
+                mine = [p for p in points if p[0] == name]
+                if not mine:
+                    continue
+                server = Server(name, args.model_dir, images["png28"])
+                cold.setdefault(name, []).append(server.cold_start_s)
+                try:
+                    for _, image, c in mine:
+                        r = run_wrk(server, bodies[image], c, args.duration)
+                        r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+                        r["errors"] = sum(
+                            r[k]
+                            for k in (
+                                "connect_errors",
+                                "read_errors",
+                                "write_errors",
+                                "non_2xx",
+                                "timeouts",
+                            )
+                        )
+                        raw[(name, image, c)].append(r)
+                        print(
+                            f"[{repeat + 1}/{args.repeats}] {name:8} {image:13} c={c:<3} "
+                            f"{r['rps']:8.0f} req/s  p99 {r['p99_us'] / 1000:7.1f} ms  "
+                            f"errors {r['errors']}",
+                            flush=True,
+                        )
+                finally:
+                    server.stop()
+
+    results = [median_point(runs, *key) for key, runs in raw.items()]
+    find = {(p.server, p.image, p.concurrency): p for p in results}
+    c = 8 if args.smoke else 32  # the goal's concurrency; the smoke plan is smaller
+    c_naive = 1 if args.smoke else 32
+    jpeg_ms = preprocessing_cost_ms(jpeg)
+    service_jpeg_1 = find.get(("service", "jpeg1000x750", 1))
+    meta = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "duration_s": args.duration,
+        "repeats": args.repeats,
+        "smoke": args.smoke,
+        "ratios": {
+            f"service / ceiling, 28×28 PNG, {c} clients": ratio(
+                find.get(("service", "png28", c)), find.get(("ceiling", "png28", c))
+            ),
+            f"service / naive, 28×28 PNG, {c_naive} clients": ratio(
+                find.get(("service", "png28", c_naive)), find.get(("naive", "png28", c_naive))
+            ),
+        },
+        "jpeg_preprocess_ms": jpeg_ms,
+        "jpeg_share": (jpeg_ms / (1000 / service_jpeg_1.rps)) if service_jpeg_1 else None,
+    }
+    cold_median = {name: statistics.median(v) for name, v in cold.items()}
+    table = render_markdown(results, cold_median, meta)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out / (f"smoke-{stamp}" if args.smoke else stamp)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(table)
+    (out / "results.json").write_text(
+        json.dumps(
+            {"meta": meta, "cold_start_s": cold_median, "points": [asdict(p) for p in results]},
+            indent=2,
+        )
+    )
+    plot(results, out / "plot.png")
+    print("\n" + table + f"\nwritten to {out}/ (results.md, results.json, plot.png)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
