@@ -118,8 +118,18 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     Transparency is flattened onto a background that contrasts the opaque strokes, so a
     drawing exported from a transparent canvas stays a drawing whatever colour its ink is.
     Wide integer and float modes are scaled by their nominal range, not stretched per image,
-    so a blank 16-bit scan stays blank.
+    so a blank 16-bit scan stays blank. A decoded image whose metadata Pillow cannot convert
+    (a malformed ``tRNS`` chunk, found by make fuzz) is an InvalidImage like any corrupt file.
     """
+    try:
+        return _luminance(image)
+    except (ValueError, TypeError, OSError) as exc:
+        raise InvalidImage(
+            "The image could not be converted to greyscale: it may be corrupt."
+        ) from exc
+
+
+def _luminance(image: Image.Image) -> np.ndarray:
     mode = image.mode
     if mode == "L" and "transparency" not in image.info:
         return np.asarray(image)
@@ -198,10 +208,23 @@ def _decode_small_grey_png(data: bytes, max_pixels: int) -> np.ndarray | None:
     width, height, depth, colour_type = struct.unpack(">IIBB", data[16:26])
     if width * height > min(_SMALL_PNG_PIXELS, max_pixels) or (depth, colour_type) != (8, 0):
         return None
-    if b"tRNS" in data or b"eXIf" in data:
+    if b"tRNS" in data or b"eXIf" in data or not _png_chunks_fit(data):
         return None
     gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     return gray if gray is not None and gray.shape == (height, width) else None
+
+
+def _png_chunks_fit(data: bytes) -> bool:
+    """True when every chunk's declared length lies inside ``data``.
+
+    OpenCV's PNG reader allocates a chunk's declared length before reading it: a 254-byte
+    upload claiming a 4 GB IDAT made it allocate 4 GB (found by tests/hardening). Pillow reads
+    such a file in bounded pieces, so anything that does not add up goes that way instead.
+    """
+    pos, end = 8, len(data)
+    while pos + 12 <= end:
+        pos += 12 + int.from_bytes(data[pos : pos + 4], "big")  # length, type, data, CRC
+    return pos == end
 
 
 def _sniff_format(data: bytes) -> str:

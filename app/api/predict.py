@@ -58,6 +58,7 @@ IMAGE_ERRORS: dict[int | str, dict[str, object]] = {
     503: _error("Model not loaded yet, or the inference queue is full: retry after Retry-After."),
 }
 BATCH_ERRORS: dict[int | str, dict[str, object]] = {
+    400: _error("The multipart body itself is malformed (no or wrong boundary)."),
     413: _error("Body over MAX_UPLOAD_BYTES, or more files than MAX_BATCH_FILES."),
     422: _error("The `files` field is missing or not a file."),
     500: IMAGE_ERRORS[500],

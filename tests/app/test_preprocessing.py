@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import warnings
@@ -535,3 +536,18 @@ def test_png_of_what_the_model_saw_round_trips(seven: np.ndarray):
         assert decoded.shape == (28, 28)
         assert decoded.dtype == np.uint8
         assert np.array_equal(decoded, seven)
+
+
+# Found by `make fuzz`: a 1-bit PNG with a malformed tRNS chunk decodes, then Pillow's
+# convert("RGBA") raises TypeError on the transparency entry.
+MALFORMED_TRNS_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcAQAAAABaduI5AAAAR0lEQVR4nIXMsQmAQABD0XcRtLW0dBQ3cRVHcxRHcADh"
+    "LM6r/UUI/BD+KQeGemN/YBHI1zbhhktalLNPAhNRiZGYdbu2u8YBiVBORw0KGgoAAAANSUhEUgAAADAAAAAwBAMAAAClL"
+    "OS0AAAAGFBMVEX//+bp6dLCwq+Pj4FFRT4ZGRYBAQEAAAC57unaAAAAAXRSTlNIRFIAAAAwAAAAMAQDAAAApSzktAAAAB"
+    "hQTFRF///m6enSwsKvj4+BRUU+GRkWAQEBfQFrTf//PJA="
+)
+
+
+def test_malformed_transparency_is_a_clean_invalid_image() -> None:
+    with pytest.raises(InvalidImage, match="could not be converted"):
+        preprocess_image(MALFORMED_TRNS_PNG)
