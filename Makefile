@@ -6,7 +6,7 @@ PORT   ?= 8000
 HOST   ?= 0.0.0.0
 MODEL_DIR ?= models/mnist
 
-.PHONY: help setup train train-seed evaluate serve run test test-slow test-browser test-container lint format bench clean image hadolint accuracy
+.PHONY: help setup train train-seed evaluate serve run test test-slow test-browser test-container lint format bench clean image hadolint accuracy soak fuzz audit
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -78,3 +78,19 @@ bench: setup  ## load-test the service beside the ceiling and naive references (
 
 accuracy: setup  ## all 10,000 MNIST test digits through POST /predict, as PNGs and re-photographed
 	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.accuracy_over_http
+
+# ---- hardening: load soak, coverage-guided fuzzing, dependency audit (tests/hardening, fuzz/)
+SOAK_SECONDS ?= 60
+FUZZ_SECONDS ?= 60
+
+soak: setup  ## 64 clients, valid + invalid uploads, vs uvicorn for $(SOAK_SECONDS) s, then a full queue; prints the figures
+	SOAK_SECONDS=$(SOAK_SECONDS) $(VENV)/bin/pytest -m soak -s tests/hardening/test_soak.py
+
+fuzz: setup  ## atheris on the upload decoder for $(FUZZ_SECONDS) s; new inputs and crashes go to build/fuzz/
+	@$(PY) -c "import atheris" 2>/dev/null || { echo "atheris is not installed: it has wheels for Linux x86_64 only (elsewhere: CC=clang $(VENV)/bin/pip install atheris)"; exit 1; }
+	mkdir -p build/fuzz/corpus
+	$(PY) fuzz/fuzz_preprocess.py -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+		-artifact_prefix=build/fuzz/ build/fuzz/corpus fuzz/corpus
+
+audit: setup  ## pip-audit of the installed environment (needs PyPI's JSON API or osv.dev: AUDIT_ARGS="-s osv")
+	$(VENV)/bin/pip-audit --strict --skip-editable --progress-spinner off $(AUDIT_ARGS)
