@@ -68,7 +68,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     MNIST_CACHE_DIR=/data \
     HOST=0.0.0.0 \
     PORT=8000 \
-    WORKERS=1
+    WORKERS=1 \
+    GRACEFUL_TIMEOUT=10
 
 # /models and /data exist and belong to the app user, so a named volume mounted there starts out
 # owned by it and the non-root trainer can write the model and the dataset cache.
@@ -98,4 +99,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
 # exec: uvicorn replaces the shell as PID 1 and receives SIGTERM directly for a clean shutdown.
 # Each worker loads its own copy of the model; 1 is right for a small CPU container.
 # --no-access-log: the app writes its own structured line per request.
-CMD ["sh", "-c", "exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WORKERS\" --no-access-log"]
+CMD ["sh", "-c", "exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WORKERS\" --no-access-log --timeout-graceful-shutdown \"$GRACEFUL_TIMEOUT\""]

@@ -14,7 +14,7 @@ help:  ## list targets
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet --upgrade pip "setuptools>=78.1.1"
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
 

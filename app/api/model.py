@@ -29,8 +29,13 @@ async def model_info(model: ModelDep) -> ModelInfo:
 
 def describe_model(model: LoadedModel) -> ModelInfo:
     """The metadata fields /model documents; a malformed metadata.json degrades to the version."""
+    metadata = {**model.metadata, "version": model.version}
+    if isinstance(metadata.get("data"), dict):
+        # Where training read MNIST from is a path on the training machine: provenance for the
+        # model directory, not something to tell every client. The sha256s say which data it was.
+        metadata["data"] = {k: v for k, v in metadata["data"].items() if k != "source"}
     try:
-        return ModelInfo.model_validate({**model.metadata, "version": model.version})
+        return ModelInfo.model_validate(metadata)
     except ValidationError as exc:
         logger.warning(
             "metadata.json does not match the documented fields",

@@ -339,6 +339,10 @@ def test_model_endpoint_shows_the_metadata(client: TestClient, model_dir: Path) 
     for key in ("arch", "parameters", "test_accuracy", "created", "tensorflow_version"):
         assert body[key] == metadata[key]
     assert len(body["per_class"]) == 10
+    # Provenance by content hash, without the training machine's file paths.
+    assert body["data"]["sha256"] == metadata["data"]["sha256"]
+    assert "source" in metadata["data"]
+    assert "source" not in body["data"]
 
 
 def test_metrics_count_requests_digits_and_the_model(client: TestClient, mnist_sample) -> None:
