@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,30 +16,14 @@ import httpx
 import pytest
 
 from tests.photograph import encode_png
-
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def server_env(model_dir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "MODEL_DIR": str(model_dir),
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-
-
-def uvicorn_command(port: int) -> list[str]:
-    host = ["--host", "127.0.0.1", "--port", str(port)]
-    return [sys.executable, "-m", "uvicorn", "app.main:app", *host]
+from tests.servers import (
+    REPO,
+    STARTUP_TIMEOUT_S,
+    free_port,
+    server_env,
+    startup_failure_line,
+    uvicorn_command,
+)
 
 
 @contextmanager
@@ -118,22 +101,9 @@ def test_uvicorn_serves_predictions_over_http(
 
 def test_a_missing_model_stops_startup_with_one_line(tmp_path: Path) -> None:
     missing = tmp_path / "models" / "mnist"
-    completed = subprocess.run(
-        uvicorn_command(free_port()),
-        cwd=REPO,
-        env=server_env(missing),
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_TIMEOUT_S,
-        check=False,
-    )
-    output = completed.stdout + completed.stderr
-    assert completed.returncode != 0
-    assert "Traceback" not in output
-    lines = [line for line in output.splitlines() if "Cannot start" in line]
-    assert len(lines) == 1, output
-    assert str(missing) in lines[0]
-    assert "make train" in lines[0]
+    line = startup_failure_line(missing)
+    assert str(missing) in line
+    assert "make train" in line
 
 
 def test_importing_the_app_loads_nothing() -> None:

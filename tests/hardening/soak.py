@@ -40,10 +40,9 @@ import numpy as np
 from PIL import Image
 
 from tests.photograph import encode_png, photograph
+from tests.servers import REPO, STARTUP_TIMEOUT_S, free_port, server_env, uvicorn_command
 
-REPO = Path(__file__).resolve().parents[2]
 SAMPLE_PATH = REPO / "tests" / "data" / "mnist_sample.npz"
-STARTUP_TIMEOUT_S = 120
 MIB = 1024 * 1024
 
 # The soak server's body limit: low enough that an over-limit upload is cheap to send often.
@@ -57,12 +56,6 @@ RSS_GROWTH_LIMIT_MIB = 48.0
 
 
 # --- a server process -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _proc_status_kib(pid: int, key: str) -> int:
@@ -102,22 +95,6 @@ class Server:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
-
-
-def server_env(model_dir: Path, settings: Mapping[str, str] | None = None) -> dict[str, str]:
-    return {
-        **os.environ,
-        "MODEL_DIR": str(model_dir),
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        **(settings or {}),
-    }
-
-
-def uvicorn_command(port: int, uvicorn_args: Sequence[str] = ()) -> list[str]:
-    host = ["--host", "127.0.0.1", "--port", str(port)]
-    return [sys.executable, "-m", "uvicorn", "app.main:app", *host, *uvicorn_args]
 
 
 def wait_until_ready(server: Server, timeout_s: float = STARTUP_TIMEOUT_S) -> None:

@@ -14,7 +14,6 @@ import json
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -26,18 +25,14 @@ import httpx
 import pytest
 
 from tests.hardening.soak import (
-    REPO,
-    STARTUP_TIMEOUT_S,
     Server,
     file_part_head,
-    free_port,
     raw_exchange,
     request_head,
     serve,
-    server_env,
-    uvicorn_command,
 )
 from tests.photograph import encode_png
+from tests.servers import startup_failure_line
 
 GRACE_S = 4  # --timeout-graceful-shutdown for these servers
 # Lifespan shutdown (drain the batcher, stop its thread) and interpreter exit after the grace.
@@ -48,21 +43,7 @@ def test_a_corrupt_model_stops_startup_with_one_line(model_dir: Path, tmp_path: 
     root = tmp_path / "models" / "mnist"
     shutil.copytree(model_dir, root / "1")
     (root / "1" / "saved_model.pb").write_bytes(b"\x08\x01this is not a protobuf SavedModel")
-    completed = subprocess.run(
-        uvicorn_command(free_port()),
-        cwd=REPO,
-        env=server_env(root),
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_TIMEOUT_S,
-        check=False,
-    )
-    output = completed.stdout + completed.stderr
-    assert completed.returncode != 0
-    assert "Traceback" not in output
-    lines = [line for line in output.splitlines() if "Cannot start" in line]
-    assert len(lines) == 1, output
-    assert str(root / "1") in lines[0]
+    assert str(root / "1") in startup_failure_line(root)
 
 
 @pytest.fixture(scope="module")
