@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,14 +94,34 @@ class LoadedModel:
     # The restored object owns the variables the signature reads; if it were garbage-collected
     # the signature would fail with "resource does not exist".
     owner: Any = field(default=None, repr=False, compare=False)
+    # The signature compiled to TFLite (app.compiled), when that succeeded and was asked for.
+    compiled: Callable[[np.ndarray], np.ndarray] | None = field(
+        default=None, repr=False, compare=False
+    )
+    compiled_source: str | None = None
+
+    @property
+    def backend(self) -> str:
+        """What answers ``predict``: ``tflite`` (compiled) or ``savedmodel`` (the signature)."""
+        return "savedmodel" if self.compiled is None else "tflite"
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """(N,28,28,1) float32 -> (N,10) probabilities. Blocks: call from a worker thread."""
+        """(N,28,28,1) float32 -> (N,10) probabilities. Blocks: call from one worker thread."""
+        if self.compiled is not None:
+            return self.compiled(batch)
+        return self.call_signature(batch)
+
+    def call_signature(self, batch: np.ndarray) -> np.ndarray:
+        """The SavedModel's own answer, whatever serves ``predict``."""
         return self.signature(image=batch)[OUTPUT_NAME].numpy()
 
 
-def load_model(path: Path) -> LoadedModel:
+def load_model(path: Path, *, backend: str = "savedmodel", threads: int = 1) -> LoadedModel:
     """Restore the newest version under ``path`` (or ``path`` itself) and check its signature.
+
+    With ``backend="tflite"`` the signature is also compiled to TFLite (``threads`` kernel
+    threads) and served that way once it agrees with the signature; if conversion fails or
+    the answers differ, a warning is logged and the signature itself is served.
 
     Every failure is a ModelLoadError with a one-line message; the cause stays chained for
     debugging but never needs to be shown to an operator.
@@ -132,9 +152,61 @@ def load_model(path: Path) -> LoadedModel:
     _check_signature(signature, version_dir)
     version = version_dir.name if version_dir.name.isdigit() else None
     version = version or str(metadata.get("version") or version_dir.name)
-    return LoadedModel(
+    loaded = LoadedModel(
         signature=signature, metadata=metadata, version=version, path=version_dir, owner=owner
     )
+    if backend == "tflite":
+        loaded = _compiled(loaded, threads)
+    return loaded
+
+
+def _compiled(loaded: LoadedModel, threads: int) -> LoadedModel:
+    """``loaded`` served through TFLite: its ``model.tflite`` if that agrees with the signature,
+    else the signature converted now; unchanged (the signature itself) if neither works."""
+    from app.compiled import (
+        TFLITE_FILE,
+        CompilationFailed,
+        check_agreement,
+        compile_signature,
+        read_compiled,
+    )
+
+    started = time.perf_counter()
+    runner, source = None, TFLITE_FILE
+    try:
+        runner = read_compiled(loaded.path / TFLITE_FILE, threads)
+        if runner is not None:
+            difference = check_agreement(loaded.call_signature, runner)
+    except CompilationFailed as exc:
+        runner = None
+        logger.warning(
+            f"{TFLITE_FILE} not used; converting the signature instead",
+            extra={"fields": {"path": str(loaded.path), "reason": str(exc)}},
+        )
+    if runner is None:
+        source = "converted at startup"
+        try:
+            runner = compile_signature(loaded.signature, loaded.owner, threads)
+            difference = check_agreement(loaded.call_signature, runner)
+        except CompilationFailed as exc:
+            logger.warning(
+                "serving the SavedModel signature: TFLite conversion did not work",
+                extra={"fields": {"path": str(loaded.path), "reason": str(exc)}},
+            )
+            return loaded
+    logger.info(
+        "serving through TFLite",
+        extra={
+            "fields": {
+                "source": source,
+                "threads": threads,
+                "bytes": runner.model_bytes,
+                "max_difference": difference,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        },
+    )
+    return replace(loaded, compiled=runner, compiled_source=source)
 
 
 def warm_up(model: LoadedModel, max_batch_size: int) -> None:

@@ -176,6 +176,7 @@ class ModelInfo(BaseModel):
                     "created": "2026-11-27T11:31:51+00:00",
                     "tensorflow_version": "2.21.0",
                     "keras_version": "3.15.1",
+                    "backend": "tflite",
                 }
             ]
         },
@@ -201,3 +202,13 @@ class ModelInfo(BaseModel):
     keras_version: str | None = None
     created: str | None = Field(None, description="When the model was exported (ISO 8601).")
     report: list[str] | None = Field(None, description="Report images beside the model.")
+    tflite: dict[str, Any] | None = Field(
+        None, description="The TFLite copy training wrote: file, sha256, its own test accuracy."
+    )
+    backend: Literal["tflite", "savedmodel"] | None = Field(
+        None,
+        description=(
+            "What answers predictions: `tflite` (the model checked against its SavedModel) or "
+            "`savedmodel` (the signature itself; INFERENCE_BACKEND)."
+        ),
+    )

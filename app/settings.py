@@ -36,11 +36,21 @@ class Settings(BaseSettings):
         description="Largest width x height decoded; bigger images (bombs) get 413 unread.",
     )
     MAX_BATCH_FILES: int = Field(64, gt=0, description="Most files in one /predict/batch.")
-    BATCH_MAX_SIZE: int = Field(32, gt=0, description="Most images in one model call.")
+    BATCH_MAX_SIZE: int = Field(16, gt=0, description="Most images in one model call.")
     BATCH_MAX_WAIT_MS: float = Field(
-        2.0,
+        1.0,
         ge=0,
         description="How long a queued image may wait for others to share its model call.",
+    )
+    INFERENCE_BACKEND: Literal["tflite", "savedmodel"] = Field(
+        "tflite",
+        description=(
+            "`tflite`: serve the SavedModel compiled to TFLite at startup (checked against it; "
+            "falls back to the signature if that fails). `savedmodel`: call the signature."
+        ),
+    )
+    INFERENCE_THREADS: int = Field(
+        1, gt=0, description="CPU threads for one model call (the `tflite` backend)."
     )
     QUEUE_MAX: int = Field(
         512, gt=0, description="Images waiting for the model before /predict answers 503."

@@ -90,6 +90,24 @@ def predict_saved_model(
     return np.concatenate(out)
 
 
+def predict_tflite(model_path: Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Class probabilities for uint8 (N,28,28) images via the exported ``model.tflite``."""
+    import warnings
+
+    import tensorflow as tf
+
+    with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": still in TF 2.21
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = tf.lite.Interpreter(model_path=str(model_path))
+    runner = interpreter.get_signature_runner(SIGNATURE)
+    x = (images.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
+    out = [
+        runner(**{INPUT_NAME: x[i : i + batch_size]})[OUTPUT_NAME]
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(out)
+
+
 def format_evaluation(ev: Evaluation) -> str:
     lines = [f"test accuracy {ev.accuracy:.4f}  loss {ev.loss:.4f}  ({ev.num_examples} digits)", ""]
     lines.append("digit  precision  recall   f1      support")

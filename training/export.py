@@ -2,7 +2,10 @@
 
 ``<root>/<n>/`` holds a SavedModel (TensorFlow Serving layout) whose ``serving_default`` signature
 takes ``image``: float32 [None,28,28,1] in [0,1] and returns ``probabilities``: float32 [None,10],
-plus ``metadata.json`` and ``report/``. A version is built in a hidden sibling directory and renamed
+plus ``metadata.json``, ``report/`` and ``model.tflite``: the same signature converted to
+TensorFlow Lite, which the service runs once it has checked it against the SavedModel (a Python
+call of the SavedModel signature costs ~1 ms before any arithmetic; the TFLite interpreter
+~0.02 ms). A version is built in a hidden sibling directory and renamed
 into place only when complete, so a reader never sees half of one.
 """
 
@@ -23,6 +26,7 @@ from training.versions import next_version
 
 METADATA_FILE = "metadata.json"
 REPORT_DIR = "report"
+TFLITE_FILE = "model.tflite"
 
 
 def write_saved_model(model: keras.Model, path: Path) -> None:
@@ -34,6 +38,16 @@ def write_saved_model(model: keras.Model, path: Path) -> None:
         input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name=INPUT_NAME)],
     )
     archive.write_out(str(path), verbose=False)
+
+
+def write_tflite(saved_model_dir: Path) -> Path:
+    """Convert the SavedModel's serving signature to ``model.tflite`` beside it."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        str(saved_model_dir), signature_keys=[SIGNATURE]
+    )
+    path = saved_model_dir / TFLITE_FILE
+    path.write_bytes(converter.convert())
+    return path
 
 
 def export_version(
@@ -49,6 +63,7 @@ def export_version(
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     try:
         write_saved_model(model, staging)
+        write_tflite(staging)
         version = next_version(root)
         finish(staging, version)
         while True:  # another exporter may have taken the number meanwhile

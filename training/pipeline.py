@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,8 +13,13 @@ import numpy as np
 import tensorflow as tf
 
 from training.data import Mnist
-from training.evaluate import evaluate_probabilities, format_evaluation, predict_saved_model
-from training.export import METADATA_FILE, REPORT_DIR, export_version, write_json
+from training.evaluate import (
+    evaluate_probabilities,
+    format_evaluation,
+    predict_saved_model,
+    predict_tflite,
+)
+from training.export import METADATA_FILE, REPORT_DIR, TFLITE_FILE, export_version, write_json
 from training.report import write_report
 from training.train import TrainConfig, train
 
@@ -35,6 +41,8 @@ def train_and_export(
     def finish(staging: Path, version: int) -> None:
         probs = predict_saved_model(staging, mnist.x_test)
         ev = evaluate_probabilities(probs, mnist.y_test)
+        lite_probs = predict_tflite(staging / TFLITE_FILE, mnist.x_test)
+        lite = evaluate_probabilities(lite_probs, mnist.y_test)
         report_files = write_report(
             staging / REPORT_DIR,
             result.history,
@@ -67,6 +75,12 @@ def train_and_export(
             },
             "output": {"name": "probabilities", "shape": [None, 10], "dtype": "float32"},
             "signature": "serving_default",
+            "tflite": {
+                "file": TFLITE_FILE,
+                "sha256": hashlib.sha256((staging / TFLITE_FILE).read_bytes()).hexdigest(),
+                "test_accuracy": lite.accuracy,
+                "max_probability_difference": float(np.max(np.abs(lite_probs - probs))),
+            },
             "data": {"source": mnist.source, "sha256": mnist.sha256s()},
             "tensorflow_version": tf.__version__,
             "keras_version": keras.__version__,

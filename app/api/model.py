@@ -29,7 +29,7 @@ async def model_info(model: ModelDep) -> ModelInfo:
 
 def describe_model(model: LoadedModel) -> ModelInfo:
     """The metadata fields /model documents; a malformed metadata.json degrades to the version."""
-    metadata = {**model.metadata, "version": model.version}
+    metadata = {**model.metadata, "version": model.version, "backend": model.backend}
     if isinstance(metadata.get("data"), dict):
         # Where training read MNIST from is a path on the training machine: provenance for the
         # model directory, not something to tell every client. The sha256s say which data it was.
@@ -41,4 +41,4 @@ def describe_model(model: LoadedModel) -> ModelInfo:
             "metadata.json does not match the documented fields",
             extra={"fields": {"errors": exc.error_count()}},
         )
-        return ModelInfo(version=model.version)
+        return ModelInfo(version=model.version, backend=model.backend)

@@ -156,6 +156,80 @@ def test_warm_up_rejects_a_model_with_the_wrong_output(model: LoadedModel) -> No
         warm_up(broken, max_batch_size=2)
 
 
+# --- the TFLite backend -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lite(model_dir: Path) -> LoadedModel:
+    return load_model(model_dir, backend="tflite")
+
+
+def test_tflite_backend_serves_the_file_training_wrote(
+    lite: LoadedModel, model: LoadedModel, digits: np.ndarray
+) -> None:
+    assert model.backend == "savedmodel"
+    assert lite.backend == "tflite"
+    assert lite.compiled_source == "model.tflite"
+    expected = model.predict(digits)
+    got = lite.predict(digits)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
+
+
+def test_tflite_backend_answers_any_batch_size_in_any_order(
+    lite: LoadedModel, digits: np.ndarray
+) -> None:
+    """The interpreter is resized per call; a size change must not leak old rows or shapes."""
+    alone = [lite.predict(digits[i : i + 1])[0] for i in range(5)]
+    for size in (5, 1, 32, 3, 5):
+        np.testing.assert_allclose(lite.predict(digits[:size])[:5], alone[:size], atol=1e-6)
+
+
+def test_a_model_without_tflite_file_is_converted_at_startup(
+    tmp_path: Path, model_dir: Path, model: LoadedModel, digits: np.ndarray
+) -> None:
+    older = shutil.copytree(model_dir, tmp_path / "1")
+    (older / "model.tflite").unlink()
+    loaded = load_model(older, backend="tflite")
+    assert (loaded.backend, loaded.compiled_source) == ("tflite", "converted at startup")
+    np.testing.assert_allclose(loaded.predict(digits), model.predict(digits), atol=1e-5)
+
+
+def _uniform_tflite() -> bytes:
+    """A valid TFLite model with the right shapes that ignores its input: 0.1 for every digit."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name="image")])
+    def uniform(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {
+            "probabilities": tf.nn.softmax(
+                tf.reduce_sum(image, axis=[1, 2]) * 0 + tf.zeros([1, 10])
+            )
+        }
+
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [uniform.get_concrete_function()], uniform
+    ).convert()
+
+
+@pytest.mark.parametrize("replacement", ["another model", "garbage"])
+def test_a_tflite_file_that_disagrees_with_the_saved_model_is_not_served(
+    tmp_path: Path,
+    model_dir: Path,
+    model: LoadedModel,
+    digits: np.ndarray,
+    replacement: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    version = shutil.copytree(model_dir, tmp_path / "1")
+    content = _uniform_tflite() if replacement == "another model" else b"TFL3" + b"\x00" * 64
+    (version / "model.tflite").write_bytes(content)
+    loaded = load_model(version, backend="tflite")
+    assert (loaded.backend, loaded.compiled_source) == ("tflite", "converted at startup")
+    np.testing.assert_allclose(loaded.predict(digits), model.predict(digits), atol=1e-5)
+    assert "model.tflite not used" in caplog.text
+
+
 # --- batching ---------------------------------------------------------------------------------
 
 

@@ -17,6 +17,8 @@ ENV_NAMES = (
     "BATCH_MAX_SIZE",
     "BATCH_MAX_WAIT_MS",
     "QUEUE_MAX",
+    "INFERENCE_BACKEND",
+    "INFERENCE_THREADS",
     "LOG_LEVEL",
     "LOG_FORMAT",
     "ACCESS_LOG",
@@ -38,8 +40,10 @@ def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     assert settings.MODEL_DIR.as_posix() == "models/mnist"
     assert settings.MAX_UPLOAD_BYTES == 10 * 1024 * 1024
     assert settings.MAX_BATCH_FILES == 64
-    assert settings.BATCH_MAX_SIZE == 32
-    assert settings.batch_max_wait_s == pytest.approx(0.002)
+    assert settings.BATCH_MAX_SIZE == 16
+    assert settings.batch_max_wait_s == pytest.approx(0.001)
+    assert settings.INFERENCE_BACKEND == "tflite"
+    assert settings.INFERENCE_THREADS == 1
     assert settings.CORS_ORIGINS == []
     assert settings.PORT == 8000
     assert settings.LOG_FORMAT == "json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,12 @@ import tensorflow as tf
 
 from training import export
 from training.__main__ import main as training_main
-from training.evaluate import evaluate_probabilities, predict_saved_model, resolve_version_dir
+from training.evaluate import (
+    evaluate_probabilities,
+    predict_saved_model,
+    predict_tflite,
+    resolve_version_dir,
+)
 from training.models import build_seed
 from training.train import augment_batch, scale_images
 from training.versions import existing_versions
@@ -62,6 +68,20 @@ def test_metadata_describes_the_artifact(model_dir: Path, mnist_sample) -> None:
         png = (model_dir / name).read_bytes()
         assert png.startswith(b"\x89PNG"), name
         assert len(png) > 5_000, f"{name} looks empty"
+
+
+def test_the_tflite_copy_answers_like_the_saved_model(model_dir: Path, mnist_sample) -> None:
+    meta = json.loads((model_dir / "metadata.json").read_text())["tflite"]
+    lite_file = model_dir / meta["file"]
+    assert hashlib.sha256(lite_file.read_bytes()).hexdigest() == meta["sha256"]
+    saved = predict_saved_model(model_dir, mnist_sample.x_test)
+    lite = predict_tflite(lite_file, mnist_sample.x_test)
+    assert np.abs(lite - saved).max() < 1e-4
+    assert (lite.argmax(axis=1) == saved.argmax(axis=1)).all()
+    assert meta["test_accuracy"] == pytest.approx(
+        evaluate_probabilities(lite, mnist_sample.y_test).accuracy, abs=1e-9
+    )
+    assert meta["max_probability_difference"] < 1e-4
 
 
 def test_versions_grow_and_staging_is_invisible(tmp_path: Path) -> None:
