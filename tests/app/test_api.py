@@ -203,7 +203,67 @@ def test_batch_answers_in_order_with_per_file_errors(client: TestClient, mnist_s
 def test_batch_of_too_many_files_is_413(client: TestClient, mnist_sample) -> None:
     png = encode_png(mnist_sample.x_test[0])
     response = client.post("/predict/batch", files=[("files", ("d.png", png))] * 65)
-    assert_clean_error(response, 413, "65 files", "64")
+    assert_clean_error(response, 413, "more than 64 files", "at most 64")
+
+
+def _framed(*parts: tuple[str, str | None, bytes], closed: bool = True) -> bytes:
+    """A multipart body by hand: (field name, filename or None for a text field, content)."""
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (
+            f'; filename="{filename}"' if filename is not None else ""
+        )
+        body += f"--b\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
+    return body + (b"--b--\r\n" if closed else b"")
+
+
+def _post_framed(client: TestClient, path: str, body: bytes) -> httpx.Response:
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    return client.post(path, content=body, headers=headers)
+
+
+def test_text_fields_beside_the_file_are_ignored(client: TestClient, mnist_sample) -> None:
+    png = encode_png(mnist_sample.x_test[0])
+    body = _framed(("note", None, b"hello"), ("file", "d.png", png), ("more", None, b"x"))
+    response = _post_framed(client, "/predict", body)
+    assert response.status_code == 200, response.text
+    assert response.json()["digit"] == mnist_sample.y_test[0]
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "phrase"),
+    [
+        ("two files to /predict", 400, "/predict/batch"),
+        ("a second file under another name", 400, "one image"),
+        ("the file field sent as text", 422, "must be a file"),
+        ("a body cut off inside the file", 400, "ends inside a part"),
+        ("a part without a name", 400, "name"),
+        ("17 text fields", 400, "too many fields"),
+        ("an empty boundary", 400, "boundary"),
+    ],
+)
+def test_malformed_multipart_bodies_get_a_clear_error(
+    client: TestClient, mnist_sample, case: str, status: int, phrase: str
+) -> None:
+    png = encode_png(mnist_sample.x_test[0])
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    if case == "two files to /predict":
+        body = _framed(("file", "a.png", png), ("file", "b.png", png))
+    elif case == "a second file under another name":
+        body = _framed(("file", "a.png", png), ("thumbnail", "t.png", png))
+    elif case == "the file field sent as text":
+        body = _framed(("file", None, b"iVBORw0KGgo="))
+    elif case == "a body cut off inside the file":
+        body = _framed(("file", "d.png", png), closed=False)[:-40]
+    elif case == "a part without a name":
+        body = b'--b\r\nContent-Disposition: form-data; filename="d.png"\r\n\r\n' + png
+        body += b"\r\n--b--\r\n"
+    elif case == "17 text fields":
+        body = _framed(*[(f"f{i}", None, b"1") for i in range(17)], ("file", "d.png", png))
+    else:
+        body = _framed(("file", "d.png", png))
+        headers = {"content-type": "multipart/form-data; boundary="}
+    assert_clean_error(client.post("/predict", content=body, headers=headers), status, phrase)
 
 
 def test_batch_without_files_is_422(client: TestClient) -> None:
@@ -298,7 +358,12 @@ def test_an_endless_upload_is_cut_off_at_the_limit(service_settings: Settings) -
         "server": ("test", 80),
         "state": {},
     }
-    asyncio.run(asyncio.wait_for(app(scope, receive, send), timeout=60))
+
+    async def started_app() -> None:  # ready, so that the body is what gets refused
+        async with app.router.lifespan_context(app):
+            await asyncio.wait_for(app(scope, receive, send), timeout=60)
+
+    asyncio.run(started_app())
     assert messages[0]["status"] == 413
     assert limit < received <= limit + 2 * 4096
     assert "larger than the 65,536-byte limit" in json.loads(messages[1]["body"])["detail"]
@@ -343,6 +408,8 @@ def test_model_endpoint_shows_the_metadata(client: TestClient, model_dir: Path) 
     assert body["data"]["sha256"] == metadata["data"]["sha256"]
     assert "source" in metadata["data"]
     assert "source" not in body["data"]
+    assert body["backend"] == "tflite"  # the default INFERENCE_BACKEND
+    assert body["tflite"]["sha256"] == metadata["tflite"]["sha256"]
 
 
 def test_metrics_count_requests_digits_and_the_model(client: TestClient, mnist_sample) -> None:
