@@ -7,7 +7,9 @@ and image kinds, samples the server's RSS, and writes a markdown table, JSON and
 
 - ``service``: the real app (``app.main:app``), dynamic batching and MNIST-style normalisation;
 - ``ceiling``: the same FastAPI multipart endpoint returning a constant (upper bound of the stack);
-- ``naive``: the tutorial's ``model.predict`` per request on the same SavedModel (the baseline).
+- ``naive``: the tutorial's ``model.predict`` per request on the same SavedModel (the baseline);
+- ``service-savedmodel``: the real app calling the SavedModel signature instead of its TFLite copy
+  (``INFERENCE_BACKEND=savedmodel``), to show what the TFLite backend buys.
 
 Sweeps are repeated and interleaved so the ratios are taken side by side on a noisy machine;
 each figure is the median over the repeats.
@@ -39,11 +41,13 @@ from PIL import Image, ImageFilter
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).with_name("multipart.lua")
 BOUNDARY = "----mnist-bench-boundary"
-SERVERS = {
-    "service": "app.main:app",
+SERVERS = {  # run in this order in every repeat: the ceiling right before the service
     "ceiling": "benchmarks.ceiling_app:app",
+    "service": "app.main:app",
+    "service-savedmodel": "app.main:app",
     "naive": "benchmarks.naive_app:app",
 }
+SERVER_ENV = {"service-savedmodel": {"INFERENCE_BACKEND": "savedmodel"}}
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Point:
     errors: int
     requests: int
     peak_rss_mb: float
+    cpu_us_per_request: float
 
 
 # ---------------------------------------------------------------------------- test images
@@ -142,6 +147,7 @@ class Server:
             "ACCESS_LOG": "false",
             "LOG_LEVEL": "WARNING",
             "TF_CPP_MIN_LOG_LEVEL": "2",
+            **SERVER_ENV.get(name, {}),
         }
         cmd = [
             sys.executable,
@@ -184,6 +190,14 @@ class Server:
             pass
         return 0.0
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process (all its threads) has used so far."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -220,12 +234,15 @@ def run_wrk(server: Server, body_file: Path, concurrency: int, duration: float) 
             peak.append(server.rss_mb())
 
     sampler = threading.Thread(target=sample, daemon=True)
+    cpu_before = server.cpu_seconds()
     sampler.start()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration + 60)
     stop.set()
     sampler.join()
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["peak_rss_mb"] = max(peak)
+    cpu = server.cpu_seconds() - cpu_before
+    result["cpu_us_per_request"] = cpu / max(1, result["requests"]) * 1e6
     return result
 
 
@@ -246,6 +263,7 @@ def plan(smoke: bool) -> list[tuple[str, str, int]]:
         points.append(("ceiling", "png28", c))
         points.append(("service", "png28", c))
         points.append(("service", "jpeg1000x750", c))
+    points += [("service-savedmodel", "png28", 1), ("service-savedmodel", "png28", 32)]
     points += [("naive", "png28", 1), ("naive", "png28", 32)]
     return points
 
@@ -265,6 +283,7 @@ def median_point(runs: list[dict], server: str, image: str, c: int) -> Point:
         errors=int(sum(r["errors"] for r in runs)),
         requests=int(sum(r["requests"] for r in runs)),
         peak_rss_mb=max(r["peak_rss_mb"] for r in runs),
+        cpu_us_per_request=med("cpu_us_per_request"),
     )
 
 
@@ -279,8 +298,16 @@ def preprocessing_cost_ms(jpeg: bytes, repeats: int = 30) -> float:
     return statistics.median(times) * 1000
 
 
-def ratio(a: Point | None, b: Point | None) -> float | None:
-    return a.rps / b.rps if a and b and b.rps else None
+def ratio(runs: list[dict] | None, references: list[dict] | None) -> float | None:
+    """Median over repeats of the requests/s ratio within each repeat (minutes apart at most),
+    which the machine's drifting load disturbs less than a ratio of two medians."""
+    if not runs or not references:
+        return None
+    return statistics.median(
+        run["rps"] / reference["rps"]
+        for run, reference in zip(runs, references, strict=False)
+        if reference["rps"]
+    )
 
 
 def render_markdown(points: list[Point], cold: dict[str, float], meta: dict) -> str:
@@ -288,15 +315,17 @@ def render_markdown(points: list[Point], cold: dict[str, float], meta: dict) -> 
         f"Run {meta['created']}: {meta['repeats']} interleaved repeats of {meta['duration_s']} s "
         f"per point, medians; wrk on the same {os.cpu_count()}-core machine; one uvicorn worker.",
         "",
-        "| server | image | clients | requests/s | p50 ms | p95 ms | p99 ms | errors | peak RSS MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | image | clients | requests/s | p50 ms | p95 ms | p99 ms | errors "
+        "| peak RSS MB | server CPU µs/request |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in points:
         lines.append(
             f"| {p.server} | {p.image} | {p.concurrency} | {p.rps:,.0f} | {p.p50_ms:.1f} | "
-            f"{p.p95_ms:.1f} | {p.p99_ms:.1f} | {p.errors} | {p.peak_rss_mb:.0f} |"
+            f"{p.p95_ms:.1f} | {p.p99_ms:.1f} | {p.errors} | {p.peak_rss_mb:.0f} | "
+            f"{p.cpu_us_per_request:.0f} |"
         )
-    lines += ["", "| ratio (same run) | value |", "|---|---:|"]
+    lines += ["", "| ratio (within each repeat, median) | value |", "|---|---:|"]
     for label, value in meta["ratios"].items():
         lines.append(f"| {label} | {value:.2f}× |" if value is not None else f"| {label} | n/a |")
     lines += ["", "| cold start (process start → first prediction) | seconds |", "|---|---:|"]
@@ -420,10 +449,10 @@ def main(argv: list[str] | None = None) -> int:
         "smoke": args.smoke,
         "ratios": {
             f"service / ceiling, 28×28 PNG, {c} clients": ratio(
-                find.get(("service", "png28", c)), find.get(("ceiling", "png28", c))
+                raw.get(("service", "png28", c)), raw.get(("ceiling", "png28", c))
             ),
             f"service / naive, 28×28 PNG, {c_naive} clients": ratio(
-                find.get(("service", "png28", c_naive)), find.get(("naive", "png28", c_naive))
+                raw.get(("service", "png28", c_naive)), raw.get(("naive", "png28", c_naive))
             ),
         },
         "jpeg_preprocess_ms": jpeg_ms,

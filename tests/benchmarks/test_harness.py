@@ -25,6 +25,7 @@ def test_smoke_run_measures_service_and_references(model_root: Path, tmp_path: P
         assert points[key]["requests"] > 0, key
         assert points[key]["errors"] == 0, key
         assert points[key]["peak_rss_mb"] > 50, "RSS sampling read nothing"
+        assert points[key]["cpu_us_per_request"] > 0, "CPU accounting read nothing"
     assert points[("ceiling", "png28", 8)]["requests"] > 0
     assert set(results["cold_start_s"]) == {"service", "ceiling", "naive"}
     assert all(s > 0 for s in results["cold_start_s"].values())
