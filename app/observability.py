@@ -86,13 +86,20 @@ class Metrics:
             "Requests refused with 503 because the inference queue was full.",
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         # Children created up front so every digit is exported, at 0, before its first hit.
         self._digits = [self.predictions.labels(digit=str(d)) for d in range(10)]
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        status_label = str(status)
-        self.requests.labels(method, route, status_label).inc()
-        self.latency.labels(method, route, status_label).observe(seconds)
+        # ``labels()`` takes a lock and builds its key on every call; the children are kept.
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            labels = (method, route, str(status))
+            children = self.requests.labels(*labels), self.latency.labels(*labels)
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def count_predictions(self, digits: list[int]) -> None:
         for digit in digits:

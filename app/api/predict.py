@@ -31,6 +31,7 @@ from app.schemas import (
     ErrorResponse,
     Include,
     Prediction,
+    PredictOptions,
     Preprocess,
     Timing,
 )
@@ -64,14 +65,7 @@ BATCH_ERRORS: dict[int | str, dict[str, object]] = {
     503: IMAGE_ERRORS[503],
 }
 
-PreprocessQuery = Annotated[
-    Preprocess,
-    Query(description="`full`: MNIST-style normalisation of any photo. `none`: plain resize."),
-]
-IncludeQuery = Annotated[
-    Include | None,
-    Query(description="`preprocessed`: also return the 28x28 model input as a base64 PNG."),
-]
+OptionsQuery = Annotated[PredictOptions, Query()]
 
 ONE_FILE_ONLY = (400, "Too many files: /predict takes one image; send several to /predict/batch.")
 
@@ -97,12 +91,12 @@ INLINE_MAX_PIXELS = 28 * 28
 async def predict(
     request: Request,
     serving: ServingDep,
-    preprocess: PreprocessQuery = Preprocess.full,
-    include: IncludeQuery = None,
+    options: OptionsQuery,
 ) -> Response:
     """Photos, scans and canvas drawings are normalised to MNIST's form before the model sees
     them. The digit with the highest probability is returned with all ten probabilities."""
     begun = time.perf_counter()
+    preprocess, include = options.preprocess, options.include
     uploads = await read_uploads(request, "file", max_files=1, too_many_files=ONE_FILE_ONLY)
     data = uploads[0].data
     read_done = time.perf_counter()
@@ -142,13 +136,13 @@ async def predict(
 async def predict_batch(
     request: Request,
     serving: ServingDep,
-    preprocess: PreprocessQuery = Preprocess.full,
-    include: IncludeQuery = None,
+    options: OptionsQuery,
 ) -> Response:
     """All readable images go to the model together. A file that is not a usable image does
     not fail the request: its entry in `results` carries the status and message that
     /predict would have answered for it alone, and `failed` counts such entries."""
     begun = time.perf_counter()
+    preprocess, include = options.preprocess, options.include
     most = serving.settings.MAX_BATCH_FILES
     too_many = (413, f"More than {most} files sent; at most {most} per batch.")
     files = await read_uploads(request, "files", max_files=most, too_many_files=too_many)

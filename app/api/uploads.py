@@ -2,13 +2,20 @@
 
 A ``File()`` parameter makes Starlette spool every part into a ``SpooledTemporaryFile`` wrapped
 in an ``UploadFile`` and FastAPI validate the form against a generated model: for a 300-byte
-PNG that was ~130 us of the ~200 us the whole stack spends per request (in-process, measured
-with cProfile and by elimination), more than decoding, normalising and classifying the digit.
-Here python-multipart's streaming parser (the one Starlette uses) is fed the body as it
-arrives and only the wanted parts are kept, in memory while they are small. A part that grows
-past SPOOL_BYTES continues in a temporary file, as Starlette's would: otherwise every slow
-client still uploading would hold up to MAX_UPLOAD_BYTES of RAM (four clients streaming 1 GB
-slowly raised the RSS by 38 MB instead of 5; tests/hardening).
+PNG that was ~130 us of the ~200 us the whole stack spends per request (in-process, 32
+concurrent requests), more than decoding, normalising and classifying the digit. Feeding the
+body to python-multipart's streaming parser (the one Starlette uses) ourselves still cost
+~85 us: it is a byte-level state machine in Python with a callback per event.
+
+So a body that has fully arrived within WHOLE_BODY_BYTES and has the plain shape every HTTP
+client sends (``--boundary CRLF headers CRLF CRLF data CRLF --boundary ... --boundary--``) is
+cut at its delimiters with ``bytes.find`` (~5 us); anything else (a bigger body, a preamble,
+transport padding, an odd header) goes to python-multipart, which also owns every error. The
+two are checked against each other on generated bodies (tests/app/test_uploads.py).
+
+Parts larger than SPOOL_BYTES continue in a temporary file, as Starlette's would: otherwise
+every slow client still uploading would hold up to MAX_UPLOAD_BYTES of RAM (four clients
+streaming 1 GB slowly raised the RSS by 38 MB instead of 5; tests/hardening).
 
 The routes document the body in OpenAPI with ``multipart_body`` below, so /docs and schema
 fuzzers still see the ``file`` / ``files`` field.
@@ -16,6 +23,7 @@ fuzzers still see the ``file`` / ``files`` field.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -29,6 +37,18 @@ MAX_PLAIN_FIELDS = 16
 """Text fields a client may send beside its files (ignored); more is refused, not parsed."""
 SPOOL_BYTES = 1024 * 1024
 """A file part larger than this is held in a temporary file until the body has arrived."""
+WHOLE_BODY_BYTES = 256 * 1024
+"""Bodies up to this size are buffered and, when plainly framed, split in one pass."""
+
+# ``form-data; name="x"`` or ``form-data; name="x"; filename="y"`` with nothing to unescape: what
+# browsers, curl, requests and httpx send for ordinary names. Anything else is parsed in full.
+_SIMPLE_DISPOSITION = re.compile(rb'form-data; name="([^"\\\r\n]*)"(?:; filename="([^"\\\r\n]*)")?')
+# ``multipart/form-data; boundary=...`` as clients send it; anything else is parsed in full.
+_SIMPLE_CONTENT_TYPE = re.compile(
+    r'multipart/form-data; ?boundary=("?)([0-9A-Za-z\'()+_,./:=?-]{1,70})\1'
+)
+# A header line as RFC 9110 spells one: a token, a colon, optional blanks, the value.
+_HEADER_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +67,55 @@ def missing_field(name: str) -> HTTPException:
     )
 
 
+def split_plain_body(body: bytes, boundary: bytes) -> list[tuple[bytes, bytes]] | None:
+    """``(Content-Disposition value, data)`` per part of a plainly framed body, else None.
+
+    None means "not sure": the caller then hands the body to python-multipart. Never raises.
+    """
+    opening = b"--" + boundary + b"\r\n"
+    if not body.startswith(opening):
+        return None
+    delimiter = b"\r\n--" + boundary
+    parts = []
+    position = len(opening)
+    while True:
+        headers_end = body.find(b"\r\n\r\n", position)
+        if headers_end < 0:
+            return None
+        disposition = None
+        for line in body[position:headers_end].split(b"\r\n"):
+            header = _HEADER_LINE.fullmatch(line)
+            if header is None or delimiter in line:
+                return None
+            if header.group(1).lower() == b"content-disposition":
+                if disposition is not None:
+                    return None
+                disposition = header.group(2)
+        data_start = headers_end + 4
+        data_end = body.find(delimiter, data_start)
+        if data_end < 0 or disposition is None:
+            return None
+        parts.append((disposition, body[data_start:data_end]))
+        after = data_end + len(delimiter)
+        if body[after : after + 2] == b"\r\n":
+            position = after + 2
+        elif body[after:] in (b"--", b"--\r\n"):
+            return parts
+        else:
+            return None
+
+
+def _name_and_filename(disposition: bytes) -> tuple[bytes | None, bytes | None]:
+    simple = _SIMPLE_DISPOSITION.fullmatch(disposition)
+    if simple is not None:
+        return simple.group(1), simple.group(2)
+    _, options = parse_options_header(disposition)
+    return options.get(b"name"), options.get(b"filename")
+
+
 @dataclass(slots=True)
 class _Collector:
-    """python-multipart callbacks keeping the file parts named ``wanted``."""
+    """Keeps the file parts named ``wanted``, counting and limiting every other part."""
 
     wanted: bytes
     max_files: int
@@ -66,39 +132,13 @@ class _Collector:
     _spool: IO[bytes] | None = None
     _filename: str | None = None
 
-    def callbacks(self) -> dict[str, Any]:
-        return {
-            "on_part_begin": self.on_part_begin,
-            "on_header_field": self.on_header_field,
-            "on_header_value": self.on_header_value,
-            "on_header_end": self.on_header_end,
-            "on_headers_finished": self.on_headers_finished,
-            "on_part_data": self.on_part_data,
-            "on_part_end": self.on_part_end,
-        }
+    # --- one part at a time: used by both the one-pass split and python-multipart -----------
 
-    def on_part_begin(self) -> None:
-        self._disposition = b""
-        self._chunks = None
-
-    def on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._header_name += data[start:end]
-
-    def on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
-
-    def on_header_end(self) -> None:
-        if self._header_name.lower() == b"content-disposition":
-            self._disposition = bytes(self._header_value)
-        self._header_name.clear()
-        self._header_value.clear()
-
-    def on_headers_finished(self) -> None:
-        _, options = parse_options_header(self._disposition)
-        name = options.get(b"name")
+    def start_part(self, disposition: bytes) -> None:
+        name, filename = _name_and_filename(disposition)
         if name is None:
             raise HTTPException(400, 'A multipart part has no Content-Disposition "name".')
-        if b"filename" not in options:
+        if filename is None:
             self.plain_fields += 1
             if self.plain_fields > MAX_PLAIN_FIELDS:
                 raise HTTPException(
@@ -112,23 +152,22 @@ class _Collector:
             raise HTTPException(*self.too_many_files)
         if name == self.wanted:
             self._chunks, self._size = [], 0
-            self._filename = options[b"filename"].decode("utf-8", "replace")
+            self._filename = filename.decode("utf-8", "replace")
 
-    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+    def part_data(self, chunk: bytes) -> None:
         if self._chunks is None:
             return
-        chunk = data[start:end]
         if self._spool is not None:
             self._spool.write(chunk)  # page cache: microseconds, like Starlette's spooled file
             return
         self._chunks.append(chunk)
         self._size += len(chunk)
         if self._size > SPOOL_BYTES:
-            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in on_part_end/close
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in end_part/close
             self._spool.writelines(self._chunks)
             self._chunks.clear()
 
-    def on_part_end(self) -> None:
+    def end_part(self) -> None:
         if self._chunks is None:
             return
         if self._spool is not None:
@@ -150,6 +189,41 @@ class _Collector:
             self._spool.close()
             self._spool = None
 
+    # --- python-multipart's callbacks -------------------------------------------------------
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.end_part,
+        }
+
+    def on_part_begin(self) -> None:
+        self._disposition = b""
+        self._chunks = None
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        if self._header_name.lower() == b"content-disposition":
+            self._disposition = bytes(self._header_value)
+        self._header_name.clear()
+        self._header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        self.start_part(self._disposition)
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        self.part_data(data[start:end])
+
 
 async def read_uploads(
     request: Request, name: str, *, max_files: int, too_many_files: tuple[int, str]
@@ -159,18 +233,12 @@ async def read_uploads(
     More than ``max_files`` file parts (of any name) stop the parsing with an HTTPException of
     ``too_many_files`` (status, detail).
     """
-    content_type, options = parse_options_header(request.headers.get("content-type", ""))
-    if content_type != b"multipart/form-data":
-        raise missing_field(name)
-    boundary = options.get(b"boundary")
+    boundary = _boundary(request.headers.get("content-type", ""), name)
     if not boundary:
         raise HTTPException(400, "Missing boundary in the multipart Content-Type.")
     collector = _Collector(name.encode(), max_files, too_many_files)
     try:
-        parser = MultipartParser(boundary, collector.callbacks())
-        async for chunk in request.stream():
-            parser.write(chunk)
-        parser.finalize()
+        await _collect(request, boundary, collector)
     except FormParserError as exc:  # python-multipart's own: bad boundary, broken framing
         raise HTTPException(
             400, "Invalid multipart data: the body does not match its boundary."
@@ -188,6 +256,44 @@ async def read_uploads(
             )
         raise missing_field(name)
     return collector.uploads
+
+
+def _boundary(content_type: str, name: str) -> bytes | None:
+    """The multipart boundary, None if missing; an HTTPException if the body is not multipart."""
+    simple = _SIMPLE_CONTENT_TYPE.fullmatch(content_type)
+    if simple is not None:
+        return simple.group(2).encode()
+    kind, options = parse_options_header(content_type)
+    if kind != b"multipart/form-data":
+        raise missing_field(name)
+    return options.get(b"boundary")
+
+
+async def _collect(request: Request, boundary: bytes, collector: _Collector) -> None:
+    stream = request.stream()
+    head: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        head.append(chunk)
+        size += len(chunk)
+        if size > WHOLE_BODY_BYTES:
+            break
+    else:  # the whole body is here
+        body = head[0] if len(head) == 1 else b"".join(head)
+        parts = split_plain_body(body, boundary)
+        if parts is not None:
+            for disposition, data in parts:
+                collector.start_part(disposition)
+                collector.part_data(data)
+                collector.end_part()
+            return
+        head = [body]
+    parser = MultipartParser(boundary, collector.callbacks())
+    for chunk in head:
+        parser.write(chunk)
+    async for chunk in stream:
+        parser.write(chunk)
+    parser.finalize()
 
 
 def multipart_body(name: str, description: str, *, many: bool) -> dict[str, Any]:

@@ -181,6 +181,9 @@ def test_api_classifies_mnist_digits(stack: Stack) -> None:
             assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-3)
             assert body["model_version"] == "1"
             correct += body["digit"] == int(y_test[i])
+        # The image's stripped TensorFlow still runs the TFLite copy training wrote.
+        model = client.get("/model").json()
+        assert (model["backend"], model["tflite"]["file"]) == ("tflite", "model.tflite")
     # Chance is 5 of 50; the quick model gets 44 (94% on MNIST test, a bit less through the
     # photo pipeline, which re-centres digits that MNIST had already centred).
     assert correct >= 40, f"only {correct}/{len(picks)} MNIST test digits classified right"
