@@ -373,9 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "models/mnist"))
     )
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per point")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds of load per point")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="interleaved sweeps; medians reported"
+        "--repeats", type=int, default=5, help="interleaved sweeps; medians reported"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument(
