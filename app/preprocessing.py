@@ -83,7 +83,7 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
     greyscale and possibly at 1/2-1/8 scale (never below ``DRAFT_MIN_SIDE``): the digit needs
     neither colour nor full resolution. Only ``app.errors`` exceptions leave this function.
     """
-    image_format = _sniff_format(data)
+    image_format = sniff_format(data)
     try:
         # Pillow warns (and at twice the limit raises) about decompression bombs on open; both
         # must become ImageTooLarge, not a log line. catch_warnings swaps the process-wide
@@ -91,11 +91,7 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=(image_format,))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageTooLarge(
-                    f"The image is {width}x{height} pixels; at most {max_pixels:,} are accepted."
-                )
+            _check_pixels(*image.size, max_pixels)
             if image_format == "JPEG":
                 _draft_greyscale(image)
             image.load()
@@ -227,8 +223,39 @@ def _png_chunks_fit(data: bytes) -> bool:
     return pos == end
 
 
-def _sniff_format(data: bytes) -> str:
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, or None if ``data`` does not start like a PNG."""
+    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def refuse_early(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Raise the ImageError that the first bytes of ``data`` already justify, if any.
+
+    Empty files, text, documents, unknown formats and PNGs whose header claims more than
+    ``max_pixels``: the service checks these on the event loop, in microseconds, rather than
+    letting them wait for a decoding thread (in the soak they waited ~300 ms behind photos).
+    """
+    sniff_format(data)
+    size = png_size(data)
+    if size is not None:
+        _check_pixels(*size, max_pixels)
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"The image is {width}x{height} pixels; at most {max_pixels:,} are accepted."
+        )
+
+
+def sniff_format(data: bytes) -> str:
     """Name the Pillow plugin for ``data``, so that only that decoder ever sees it.
+
+    Raises InvalidImage (empty, unknown) or UnsupportedMediaType (a document) from the first
+    bytes alone.
 
     Restricting Pillow to six formats keeps rarely used (and Ghostscript-backed) decoders
     away from untrusted uploads, and lets documents be refused as 415 rather than 400.

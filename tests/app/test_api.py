@@ -471,6 +471,39 @@ def test_concurrent_requests_share_model_calls(service_settings: Settings, mnist
     assert calls < len(digits)
 
 
+def test_uploads_refused_on_sight_do_not_wait_for_a_decoding_thread(
+    service_settings: Settings, mnist_sample
+) -> None:
+    """With every decoding thread taken, an empty file, a text file and a PNG whose header
+    claims 3.6 gigapixels are still answered, and a photo is not (it waits for a thread)."""
+    app = create_app(service_settings)
+    photo = photograph(mnist_sample.x_test[0], "jpeg", 0)
+
+    async def scenario() -> tuple[list[httpx.Response], bool]:
+        async with running(app) as client:
+            limiter = app.state.preprocess_limiter
+            holders = [object() for _ in range(int(limiter.total_tokens))]
+            for holder in holders:
+                await limiter.acquire_on_behalf_of(holder)
+            waiting = asyncio.create_task(client.post("/predict", files=multipart(photo)))
+            refused = [
+                await asyncio.wait_for(client.post("/predict", files=multipart(body)), 10)
+                for body in (b"", b"just some text, not an image", png_bomb())
+            ]
+            await asyncio.sleep(0.2)
+            photo_waited = not waiting.done()
+            for holder in holders:
+                limiter.release_on_behalf_of(holder)
+            assert (await waiting).status_code == 200
+            return refused, photo_waited
+
+    (empty, text, bomb), photo_waited = asyncio.run(scenario())
+    assert_clean_error(empty, 400, "empty")
+    assert_clean_error(text, 415, "raster")
+    assert_clean_error(bomb, 413, "60000x60000")
+    assert photo_waited
+
+
 def _swap_predictor(app: FastAPI, infer: Callable[[np.ndarray], np.ndarray], **options: int):
     """Replace the started app's batcher with one around ``infer`` (which wraps the real model)."""
 
