@@ -172,41 +172,44 @@ def _compiled(loaded: LoadedModel, threads: int) -> LoadedModel:
     )
 
     started = time.perf_counter()
-    runner, source = None, TFLITE_FILE
-    try:
-        runner = read_compiled(loaded.path / TFLITE_FILE, threads)
-        if runner is not None:
-            difference = check_agreement(loaded.call_signature, runner)
-    except CompilationFailed as exc:
-        runner = None
-        logger.warning(
-            f"{TFLITE_FILE} not used; converting the signature instead",
-            extra={"fields": {"path": str(loaded.path), "reason": str(exc)}},
-        )
-    if runner is None:
-        source = "converted at startup"
+    # (source reported by /model and the log, what a warning calls it, how to get a runner)
+    candidates = (
+        (TFLITE_FILE, TFLITE_FILE, lambda: read_compiled(loaded.path / TFLITE_FILE, threads)),
+        (
+            "converted at startup",
+            "the signature converted to TFLite",
+            lambda: compile_signature(loaded.signature, loaded.owner, threads),
+        ),
+    )
+    for source, name, make_runner in candidates:
         try:
-            runner = compile_signature(loaded.signature, loaded.owner, threads)
+            runner = make_runner()
+            if runner is None:  # no model.tflite: an older model directory
+                continue
             difference = check_agreement(loaded.call_signature, runner)
         except CompilationFailed as exc:
             logger.warning(
-                "serving the SavedModel signature: TFLite conversion did not work",
+                f"{name} not used",
                 extra={"fields": {"path": str(loaded.path), "reason": str(exc)}},
             )
-            return loaded
-    logger.info(
-        "serving through TFLite",
-        extra={
-            "fields": {
-                "source": source,
-                "threads": threads,
-                "bytes": runner.model_bytes,
-                "max_difference": difference,
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-            }
-        },
+            continue
+        logger.info(
+            "serving through TFLite",
+            extra={
+                "fields": {
+                    "source": source,
+                    "threads": threads,
+                    "bytes": runner.model_bytes,
+                    "max_difference": difference,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                }
+            },
+        )
+        return replace(loaded, compiled=runner, compiled_source=source)
+    logger.warning(
+        "serving the SavedModel signature itself", extra={"fields": {"path": str(loaded.path)}}
     )
-    return replace(loaded, compiled=runner, compiled_source=source)
+    return loaded
 
 
 def warm_up(model: LoadedModel, max_batch_size: int) -> None:

@@ -199,10 +199,12 @@ def _decode_small_grey_png(data: bytes, max_pixels: int) -> np.ndarray | None:
     most of the request. Anything less plain (colour, 16 bit, transparency, an EXIF
     orientation, a missing IEND) takes the Pillow path, which also owns the error messages.
     """
-    if not (data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR" and data.endswith(_PNG_END)):
+    size = png_size(data)
+    if size is None or not data.endswith(_PNG_END):
         return None
-    width, height, depth, colour_type = struct.unpack(">IIBB", data[16:26])
-    if width * height > min(_SMALL_PNG_PIXELS, max_pixels) or (depth, colour_type) != (8, 0):
+    width, height = size
+    depth_and_colour_type = data[24:26]
+    if width * height > min(_SMALL_PNG_PIXELS, max_pixels) or depth_and_colour_type != b"\x08\x00":
         return None
     if b"tRNS" in data or b"eXIf" in data or not _png_chunks_fit(data):
         return None

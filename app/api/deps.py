@@ -11,6 +11,7 @@ from typing import Annotated
 
 import anyio
 from fastapi import Depends, HTTPException, Request
+from starlette.datastructures import State
 
 from app.inference import BatchingPredictor, LoadedModel
 from app.observability import Metrics
@@ -37,10 +38,16 @@ class Serving:
     metrics: Metrics
 
 
-async def get_serving(request: Request) -> Serving:
+def _ready_state(request: Request) -> State:
+    """The app's state once the lifespan has loaded the model; 503 before and while stopping."""
     state = request.app.state
     if not state.ready or state.model is None or state.predictor is None:
         raise HTTPException(503, NOT_READY, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return state
+
+
+async def get_serving(request: Request) -> Serving:
+    state = _ready_state(request)
     return Serving(
         state.settings, state.model, state.predictor, state.preprocess_limiter, state.metrics
     )
@@ -51,10 +58,7 @@ async def get_metrics(request: Request) -> Metrics:
 
 
 async def get_model(request: Request) -> LoadedModel:
-    state = request.app.state
-    if not state.ready or state.model is None:
-        raise HTTPException(503, NOT_READY, headers={"Retry-After": str(RETRY_AFTER_S)})
-    return state.model
+    return _ready_state(request).model
 
 
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
