@@ -3,7 +3,8 @@
 ``uvicorn app.main:app`` imports ``app`` below, which reads settings and builds routes but loads
 nothing; the model is loaded, warmed up and handed to the batcher in the lifespan, before
 uvicorn accepts the first connection. A missing or broken model makes startup fail with the
-one-line ModelLoadError message and a non-zero exit (uvicorn exits with status 3).
+one-line ModelLoadError message and a non-zero exit (uvicorn exits with status 3); so do
+operating points that do not fit together (InvalidOperatingPoints).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -28,7 +30,9 @@ from app.api.limits import UploadLimit
 from app.api.model import describe_model
 from app.inference import BatchingPredictor, LoadedModel, ModelLoadError, load_model, warm_up
 from app.observability import Metrics, RequestObserver, configure_logging
+from app.schemas import restore_null_digits
 from app.settings import Settings, get_settings
+from app.verdicts import InvalidOperatingPoints, OperatingPoints, resolve_operating_points
 
 logger = logging.getLogger("app")
 
@@ -38,6 +42,10 @@ Classifies a handwritten digit in an uploaded image with a CNN trained on MNIST.
 Photos, scans and canvas drawings are normalised the way MNIST's digits were (found, cropped,
 inverted if dark on light, scaled to 20 px and centred by mass in 28x28) before the model sees
 them. Concurrent requests share model calls (dynamic batching).
+
+Every answer says how sure it is: `verdict` is `digit`, `uncertain` (with the three most
+probable digits) or `not_a_digit` (then `digit` is null), judged on the model's calibrated
+probability of its best guess against the operating points `/model` shows.
 
 Errors are always JSON `{"detail": "..."}` with the status listed under each route.
 """
@@ -53,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     app = FastAPI(
         title="MNIST digit recognition",
-        version="0.1.0",
+        version="0.2.0",
         description=DESCRIPTION,
         lifespan=lifespan,
     )
@@ -62,8 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model = None
     app.state.predictor = None
     app.state.preprocess_limiter = None
+    app.state.operating_points = None
     app.state.ready = False
 
+    _keep_null_digits_in_openapi(app)
     install_exception_handlers(app)
     routers = (predict.router, health.router, model.router, metrics.router, page.router)
     for router in routers:
@@ -92,13 +102,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def _keep_null_digits_in_openapi(app: FastAPI) -> None:
+    """/openapi.json (and so /docs) with the not_a_digit examples' ``"digit": null`` kept."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            restore_null_digits(generate())  # FastAPI caches what it made in openapi_schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load and warm the model, start the batcher; on shutdown, stop taking work and drain."""
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
     started = time.perf_counter()
-    loaded = await anyio.to_thread.run_sync(_load_and_warm_up, settings)
+    loaded, operating_points = await anyio.to_thread.run_sync(_load_and_warm_up, settings)
     predictor = BatchingPredictor(
         loaded.predict,
         max_batch_size=settings.BATCH_MAX_SIZE,
@@ -117,6 +139,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.preprocess_limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
     app.state.model = loaded
     app.state.predictor = predictor
+    app.state.operating_points = operating_points
     app.state.ready = True
     metrics.set_model(loaded.version, str(loaded.metadata.get("arch", "unknown")))
     metrics.model_ready.set(1)
@@ -127,7 +150,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 "model_version": loaded.version,
                 "model_path": str(loaded.path),
                 "backend": loaded.backend,
-                "test_accuracy": describe_model(loaded).test_accuracy,
+                "test_accuracy": describe_model(loaded, operating_points).test_accuracy,
+                "not_a_digit_below": operating_points.not_a_digit_below,
+                "uncertain_below": operating_points.uncertain_below,
+                "operating_points_from": operating_points.source,
                 "startup_ms": round((time.perf_counter() - started) * 1000, 1),
             }
         },
@@ -141,12 +167,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.info("stopped", extra={"fields": {"model_calls": predictor.calls}})
 
 
-def _load_and_warm_up(settings: Settings) -> LoadedModel:
+def _load_and_warm_up(settings: Settings) -> tuple[LoadedModel, OperatingPoints]:
     loaded = load_model(
         settings.MODEL_DIR, backend=settings.INFERENCE_BACKEND, threads=settings.INFERENCE_THREADS
     )
+    # Resolved before the warm-up: settings that do not fit the model fail startup at once.
+    points = resolve_operating_points(
+        loaded.metadata,
+        not_a_digit_below=settings.NOT_A_DIGIT_BELOW,
+        uncertain_below=settings.UNCERTAIN_BELOW,
+    )
     warm_up(loaded, settings.BATCH_MAX_SIZE)
-    return loaded
+    return loaded, points
+
+
+ONE_LINE_FAILURES = (ModelLoadError, InvalidOperatingPoints)
+"""Startup failures whose message says everything: reported without their traceback."""
 
 
 class OneLineStartupFailure:
@@ -154,7 +190,8 @@ class OneLineStartupFailure:
 
     Starlette reports any lifespan exception to the server as the formatted traceback, which
     uvicorn logs before exiting. For a ModelLoadError the message alone says everything
-    (what was looked for, how to train a model), so that is what gets reported.
+    (what was looked for, how to train a model), and so it does for operating points that do
+    not fit together (which value came from where), so that is what gets reported.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -168,7 +205,8 @@ class OneLineStartupFailure:
         async def send_one_line(message: Message) -> None:
             # Starlette sends this from inside its ``except`` block: the error is in flight.
             error = sys.exception()
-            if message["type"] == "lifespan.startup.failed" and isinstance(error, ModelLoadError):
+            failed = message["type"] == "lifespan.startup.failed"
+            if failed and isinstance(error, ONE_LINE_FAILURES):
                 message = {**message, "message": f"Cannot start: {error}"}
             await send(message)
 

@@ -10,13 +10,15 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.verdicts import Judgement, Verdict
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -49,8 +51,8 @@ class Metrics:
         )
         self.predictions = Counter(
             "mnist_predictions_total",
-            "Images classified, by predicted digit.",
-            ("digit",),
+            "Images classified, by verdict and digit (the best guess; `none` for not_a_digit).",
+            ("digit", "verdict"),
             registry=self.registry,
         )
         self.model_info = Gauge(
@@ -87,8 +89,17 @@ class Metrics:
             registry=self.registry,
         )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        # Children created up front so every digit is exported, at 0, before its first hit.
-        self._digits = [self.predictions.labels(digit=str(d)) for d in range(10)]
+        # Children created up front so every series is exported, at 0, before its first hit,
+        # and a prediction costs a dict lookup, not labels(): 10 digits x {digit, uncertain},
+        # and one `none` for not_a_digit (which names no digit: 21 series, not 30).
+        self._predictions: dict[tuple[Verdict, int | None], Any] = {
+            (verdict, digit): self.predictions.labels(digit=str(digit), verdict=verdict.value)
+            for verdict in (Verdict.digit, Verdict.uncertain)
+            for digit in range(10)
+        }
+        self._predictions[Verdict.not_a_digit, None] = self.predictions.labels(
+            digit="none", verdict=Verdict.not_a_digit.value
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         # ``labels()`` takes a lock and builds its key on every call; the children are kept.
@@ -101,9 +112,9 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def count_predictions(self, digits: list[int]) -> None:
-        for digit in digits:
-            self._digits[digit].inc()
+    def count_predictions(self, judgements: Iterable[Judgement]) -> None:
+        for judged in judgements:
+            self._predictions[judged.verdict, judged.digit].inc()
 
     def observe_batch(self, images: int, seconds: float) -> None:
         self.batch_size.observe(images)

@@ -7,6 +7,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.verdicts import Verdict
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+# Responses are serialised without ``exclude_none``: ``digit`` is null for ``not_a_digit`` and
+# must stay in the JSON (a client reading only ``digit`` must see the null, not a missing key
+# it might default). The fields that are only there sometimes say so themselves, here.
+OMITTED_WHEN_NONE: Any = {"exclude_if": _absent}
+
 Probabilities = Annotated[
     list[float],
     Field(
@@ -15,18 +27,125 @@ Probabilities = Annotated[
         description="Probability of each digit 0-9, in order; they sum to 1.",
     ),
 ]
-Digit = Annotated[int, Field(ge=0, le=9, description="The most probable digit.")]
-Confidence = Annotated[float, Field(ge=0, le=1, description="The probability of `digit`.")]
+VerdictField = Annotated[
+    Verdict,
+    Field(description="`digit`, `uncertain` or `not_a_digit`: see Verdict for what each means."),
+]
+Digit = Annotated[
+    int | None,
+    Field(
+        ge=0,
+        le=9,
+        description=(
+            "The digit, for the verdicts `digit` and `uncertain`; null for `not_a_digit`. "
+            "Always present: a client that reads only this field never gets a digit for an "
+            "image that is not one."
+        ),
+    ),
+]
+BestGuess = Annotated[
+    int,
+    Field(ge=0, le=9, description="The most probable digit, whatever the verdict."),
+]
+Confidence = Annotated[
+    float,
+    Field(ge=0, le=1, description="The calibrated probability of `best_guess`."),
+]
 PreprocessedPng = Annotated[
     str | None,
     Field(
         description=(
             "With `?include=preprocessed`: the 28x28 image the model saw, as a base64 PNG."
         ),
+        **OMITTED_WHEN_NONE,
     ),
 ]
 
 _EXAMPLE_PROBABILITIES = [0.0, 0.0001, 0.0004, 0.0012, 0.0, 0.0001, 0.0, 0.998, 0.0, 0.0002]
+_EXAMPLE_UNCERTAIN = [0.0, 0.0002, 0.0, 0.0011, 0.52, 0.0003, 0.0, 0.066, 0.0004, 0.412]
+_EXAMPLE_NOT_A_DIGIT = [
+    0.031,
+    0.0512,
+    0.0894,
+    0.1416,
+    0.3127,
+    0.0455,
+    0.0288,
+    0.107,
+    0.1204,
+    0.0724,
+]
+_EXAMPLE_TIMING = {"read": 0.1, "preprocess": 0.4, "inference": 1.9, "total": 2.5}
+_EXAMPLE_READINGS: dict[str, dict[str, Any]] = {
+    "digit": {
+        "verdict": "digit",
+        "digit": 7,
+        "best_guess": 7,
+        "confidence": 0.998,
+        "probabilities": _EXAMPLE_PROBABILITIES,
+    },
+    "uncertain": {
+        "verdict": "uncertain",
+        "digit": 4,
+        "best_guess": 4,
+        "confidence": 0.52,
+        "alternatives": [
+            {"digit": 4, "probability": 0.52},
+            {"digit": 9, "probability": 0.412},
+            {"digit": 7, "probability": 0.066},
+        ],
+        "probabilities": _EXAMPLE_UNCERTAIN,
+    },
+    "not_a_digit": {
+        "verdict": "not_a_digit",
+        "digit": None,
+        "best_guess": 4,
+        "confidence": 0.3127,
+        "probabilities": _EXAMPLE_NOT_A_DIGIT,
+    },
+}
+PREDICTION_EXAMPLES: dict[str, dict[str, Any]] = {
+    verdict: {
+        **reading,
+        "model_version": "3",
+        "preprocess": "full",
+        "timing_ms": _EXAMPLE_TIMING,
+    }
+    for verdict, reading in _EXAMPLE_READINGS.items()
+}
+"""One /predict answer per verdict: the model's examples and /docs' named examples."""
+_EXAMPLE_SUMMARIES = {
+    "digit": "A clear digit",
+    "uncertain": "Probably a 4, possibly a 9",
+    "not_a_digit": "A letter, a shape: not a digit (digit is null)",
+}
+
+
+def restore_null_digits(node: Any) -> None:
+    """Put ``"digit": null`` back into the not_a_digit examples of an OpenAPI document.
+
+    FastAPI serialises the document with ``exclude_none``, which drops the one null the
+    examples exist to show: /docs would teach clients that `digit` is left out.
+    """
+    if isinstance(node, dict):
+        if node.get("verdict") == "not_a_digit" and "best_guess" in node and "digit" not in node:
+            entries = list(node.items())
+            at = next(i for i, (key, _) in enumerate(entries) if key == "verdict") + 1
+            node.clear()
+            node.update([*entries[:at], ("digit", None), *entries[at:]])
+        for value in node.values():
+            restore_null_digits(value)
+    elif isinstance(node, list):
+        for value in node:
+            restore_null_digits(value)
+
+
+def named_examples(examples: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``examples`` as OpenAPI named examples, which /docs offers in a drop-down."""
+    return {
+        name: {"summary": _EXAMPLE_SUMMARIES[name], "value": value}
+        for name, value in examples.items()
+    }
 
 
 class Preprocess(StrEnum):
@@ -74,24 +193,35 @@ class Timing(BaseModel):
     total: float = Field(description="From the route's start to the response.")
 
 
-class Prediction(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "digit": 7,
-                    "confidence": 0.998,
-                    "probabilities": _EXAMPLE_PROBABILITIES,
-                    "model_version": "3",
-                    "preprocess": "full",
-                    "timing_ms": {"read": 0.1, "preprocess": 0.4, "inference": 1.9, "total": 2.5},
-                }
-            ]
-        }
-    )
+class Alternative(BaseModel):
+    """One of the digits an `uncertain` answer hesitates between."""
 
+    digit: int = Field(ge=0, le=9)
+    probability: float = Field(ge=0, le=1, description="Its calibrated probability.")
+
+
+Alternatives = Annotated[
+    list[Alternative] | None,
+    Field(
+        description=(
+            "Only when the verdict is `uncertain`: the three most probable digits, most "
+            "probable first (the first is `best_guess`)."
+        ),
+        **OMITTED_WHEN_NONE,
+    ),
+]
+
+
+class Prediction(BaseModel):
+    """One image's answer: the verdict, the digit (null when it is not one), the best guess."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": list(PREDICTION_EXAMPLES.values())})
+
+    verdict: VerdictField
     digit: Digit
+    best_guess: BestGuess
     confidence: Confidence
+    alternatives: Alternatives = None
     probabilities: Probabilities
     model_version: str = Field(description="The served model's version directory name.")
     preprocess: Preprocess
@@ -104,8 +234,11 @@ class BatchItem(BaseModel):
 
     index: int = Field(ge=0, description="Position of the file in the request, from 0.")
     filename: str | None = Field(description="The file name the client sent, if any.")
+    verdict: VerdictField
     digit: Digit
+    best_guess: BestGuess
     confidence: Confidence
+    alternatives: Alternatives = None
     probabilities: Probabilities
     preprocessed_png_base64: PreprocessedPng = None
 
@@ -128,21 +261,17 @@ class BatchPrediction(BaseModel):
                 {
                     "model_version": "3",
                     "preprocess": "full",
-                    "count": 2,
+                    "count": 4,
                     "failed": 1,
                     "results": [
+                        {"index": 0, "filename": "seven.png", **_EXAMPLE_READINGS["digit"]},
+                        {"index": 1, "filename": "four.png", **_EXAMPLE_READINGS["uncertain"]},
+                        {"index": 2, "filename": "A.png", **_EXAMPLE_READINGS["not_a_digit"]},
                         {
-                            "index": 0,
-                            "filename": "seven.png",
-                            "digit": 7,
-                            "confidence": 0.998,
-                            "probabilities": _EXAMPLE_PROBABILITIES,
-                        },
-                        {
-                            "index": 1,
+                            "index": 3,
                             "filename": "blank.png",
                             "status_code": 422,
-                            "detail": "No digit found in the image.",
+                            "detail": "The image has no contrast that looks like ink.",
                         },
                     ],
                     "timing_ms": {"read": 0.3, "preprocess": 0.9, "inference": 2.1, "total": 3.4},
@@ -177,6 +306,31 @@ class Probe(BaseModel):
     status: Literal["alive", "ready"]
 
 
+class OperatingPointsInfo(BaseModel):
+    """The confidence thresholds answers are judged by, as in force (after the settings)."""
+
+    not_a_digit_below: float = Field(
+        ge=0, le=1, description="Below this probability of the best digit: `not_a_digit`."
+    )
+    uncertain_below: float = Field(
+        ge=0, le=1, description="Below this (and at least `not_a_digit_below`): `uncertain`."
+    )
+    source: Literal["settings", "metadata", "default"] = Field(
+        description=(
+            "`metadata`: fitted by training (metadata.json). `settings`: NOT_A_DIGIT_BELOW or "
+            "UNCERTAIN_BELOW replaced at least one of them. `default`: the model has none (it "
+            "predates them) and 0.5 / 0.9 stand in: retrain it."
+        )
+    )
+    fitted: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "What training recorded, whatever is in force: its thresholds, what they were "
+            "chosen on and the rates they gave there."
+        ),
+    )
+
+
 class ModelInfo(BaseModel):
     """What ``training/`` recorded about the served model (``metadata.json``)."""
 
@@ -194,6 +348,26 @@ class ModelInfo(BaseModel):
                     "tensorflow_version": "2.21.0",
                     "keras_version": "3.15.1",
                     "backend": "tflite",
+                    "calibration": {
+                        "method": "temperature",
+                        "temperature": 1.31,
+                        "test": {
+                            "before": {"ece": 0.012, "nll": 0.031, "brier": 0.011},
+                            "after": {"ece": 0.004, "nll": 0.02, "brier": 0.008},
+                        },
+                    },
+                    "operating_points": {
+                        "not_a_digit_below": 0.55,
+                        "uncertain_below": 0.93,
+                        "source": "metadata",
+                        "fitted": {
+                            "not_a_digit_below": 0.55,
+                            "uncertain_below": 0.93,
+                            "chosen_on": "validation digits and held-out negatives",
+                        },
+                    },
+                    "negatives": {"count": 12000},
+                    "validation": {"size": 5000, "seed": 42},
                 }
             ]
         },
@@ -228,4 +402,20 @@ class ModelInfo(BaseModel):
             "What answers predictions: `tflite` (the model checked against its SavedModel) or "
             "`savedmodel` (the signature itself; INFERENCE_BACKEND)."
         ),
+    )
+    calibration: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "How training calibrated the probabilities (a temperature, already part of the "
+            "served model) and the calibration error on the test set before and after."
+        ),
+    )
+    operating_points: OperatingPointsInfo | None = Field(
+        None, description="The thresholds behind each answer's `verdict`, as in force."
+    )
+    negatives: dict[str, Any] | None = Field(
+        None, description="The non-digit images training showed the model (outlier exposure)."
+    )
+    validation: dict[str, Any] | None = Field(
+        None, description="The validation split the temperature and thresholds were fitted on."
     )

@@ -55,6 +55,27 @@ class Settings(BaseSettings):
     QUEUE_MAX: int = Field(
         512, gt=0, description="Images waiting for the model before /predict answers 503."
     )
+    NOT_A_DIGIT_BELOW: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "An answer whose best digit has a probability below this is `not_a_digit` (its "
+            "`digit` is null). Unset: the value training fitted (metadata.json "
+            "`operating_points`), else 0.5. Must not exceed UNCERTAIN_BELOW."
+        ),
+    )
+    UNCERTAIN_BELOW: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "An answer whose best digit has a probability below this (and at least "
+            "NOT_A_DIGIT_BELOW) is `uncertain`, with the top three digits as alternatives. "
+            "Unset: the value training fitted, else 0.9. 1.0 makes every answer short of "
+            "certainty uncertain."
+        ),
+    )
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["json", "text"] = "json"
     ACCESS_LOG: bool = Field(True, description="Log one line per request.")

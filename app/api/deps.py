@@ -16,6 +16,7 @@ from starlette.datastructures import State
 from app.inference import BatchingPredictor, LoadedModel
 from app.observability import Metrics
 from app.settings import Settings
+from app.verdicts import OperatingPoints
 
 NOT_READY = "The model is not loaded yet; retry shortly."
 RETRY_AFTER_S = 1
@@ -36,6 +37,7 @@ class Serving:
     predictor: BatchingPredictor
     preprocess_limiter: anyio.CapacityLimiter
     metrics: Metrics
+    operating_points: OperatingPoints
 
 
 def _ready_state(request: Request) -> State:
@@ -49,7 +51,12 @@ def _ready_state(request: Request) -> State:
 async def get_serving(request: Request) -> Serving:
     state = _ready_state(request)
     return Serving(
-        state.settings, state.model, state.predictor, state.preprocess_limiter, state.metrics
+        state.settings,
+        state.model,
+        state.predictor,
+        state.preprocess_limiter,
+        state.metrics,
+        state.operating_points,
     )
 
 
@@ -57,10 +64,5 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-async def get_model(request: Request) -> LoadedModel:
-    return _ready_state(request).model
-
-
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-ModelDep = Annotated[LoadedModel, Depends(get_model)]
 ServingDep = Annotated[Serving, Depends(get_serving)]

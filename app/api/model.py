@@ -7,9 +7,10 @@ import logging
 from fastapi import APIRouter
 from pydantic import ValidationError
 
-from app.api.deps import ModelDep
+from app.api.deps import ServingDep
 from app.inference import LoadedModel
-from app.schemas import ErrorResponse, ModelInfo
+from app.schemas import ErrorResponse, ModelInfo, OperatingPointsInfo
+from app.verdicts import METADATA_KEY, OperatingPoints
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +24,29 @@ router = APIRouter(prefix="/model", tags=["model"])
     response_model_exclude_none=True,
     responses={503: {"model": ErrorResponse, "description": "Model not loaded yet."}},
 )
-async def model_info(model: ModelDep) -> ModelInfo:
-    return describe_model(model)
+async def model_info(serving: ServingDep) -> ModelInfo:
+    return describe_model(serving.model, serving.operating_points)
 
 
-def describe_model(model: LoadedModel) -> ModelInfo:
-    """The metadata fields /model documents; a malformed metadata.json degrades to the version."""
-    metadata = {**model.metadata, "version": model.version, "backend": model.backend}
+def describe_model(model: LoadedModel, points: OperatingPoints) -> ModelInfo:
+    """The metadata fields /model documents; a malformed metadata.json degrades to the version.
+
+    ``operating_points`` are the ones in force (``points``: after the settings), not the raw
+    metadata; what training fitted stays beside them as ``fitted``.
+    """
+    fitted = model.metadata.get(METADATA_KEY)
+    in_force = OperatingPointsInfo(
+        not_a_digit_below=points.not_a_digit_below,
+        uncertain_below=points.uncertain_below,
+        source=points.source,
+        fitted=fitted if isinstance(fitted, dict) else None,
+    )
+    metadata = {
+        **model.metadata,
+        "version": model.version,
+        "backend": model.backend,
+        METADATA_KEY: in_force,
+    }
     if isinstance(metadata.get("data"), dict):
         # Where training read MNIST from is a path on the training machine: provenance for the
         # model directory, not something to tell every client. The sha256s say which data it was.
@@ -41,4 +58,4 @@ def describe_model(model: LoadedModel) -> ModelInfo:
             "metadata.json does not match the documented fields",
             extra={"fields": {"errors": exc.error_count()}},
         )
-        return ModelInfo(version=model.version, backend=model.backend)
+        return ModelInfo(version=model.version, backend=model.backend, operating_points=in_force)

@@ -30,6 +30,8 @@ from app.preprocessing import (
     to_png_bytes,
 )
 from app.schemas import (
+    PREDICTION_EXAMPLES,
+    Alternative,
     BatchItem,
     BatchItemError,
     BatchPrediction,
@@ -39,8 +41,10 @@ from app.schemas import (
     PredictOptions,
     Preprocess,
     Timing,
+    named_examples,
 )
 from app.settings import Settings
+from app.verdicts import Judgement, Verdict, judge
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,13 @@ def _error(description: str) -> dict[str, object]:
     return {"model": ErrorResponse, "description": description}
 
 
+# The model's schema is FastAPI's; this adds one named example per verdict to /docs.
+VERDICT_EXAMPLES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "The verdict, the digit (null for `not_a_digit`) and the probabilities.",
+        "content": {"application/json": {"examples": named_examples(PREDICTION_EXAMPLES)}},
+    },
+}
 IMAGE_ERRORS: dict[int | str, dict[str, object]] = {
     400: _error(
         "Not an image, or an empty, truncated or corrupt one; a malformed multipart body; "
@@ -88,8 +99,7 @@ INLINE_MAX_PIXELS = 28 * 28
     "",
     summary="Classify one image of a digit",
     response_model=Prediction,
-    response_model_exclude_none=True,
-    responses=IMAGE_ERRORS,
+    responses={**VERDICT_EXAMPLES, **IMAGE_ERRORS},
     openapi_extra=multipart_body("file", "The image: PNG, JPEG, WebP, BMP, GIF, TIFF.", many=False),
 )
 async def predict(
@@ -98,7 +108,9 @@ async def predict(
     options: OptionsQuery,
 ) -> Response:
     """Photos, scans and canvas drawings are normalised to MNIST's form before the model sees
-    them. The digit with the highest probability is returned with all ten probabilities."""
+    them. Every answer carries a `verdict`: `digit` (with the digit), `uncertain` (the best
+    guess and the three most probable digits) or `not_a_digit` (`digit` is null), judged on
+    the calibrated probability of the best digit against the operating points /model shows."""
     begun = time.perf_counter()
     preprocess, include = options.preprocess, options.include
     uploads = await read_uploads(request, "file", max_files=1, too_many_files=ONE_FILE_ONLY)
@@ -109,15 +121,24 @@ async def predict(
     probabilities = (await serving.predictor.predict(image[np.newaxis]))[0]
     inferred = time.perf_counter()
 
-    digit = int(probabilities.argmax())
-    confidence = round(float(probabilities[digit]), 6)
+    judged = judge(probabilities, serving.operating_points)
     version = serving.model.version
-    serving.metrics.count_predictions([digit])
-    add_log_fields(request.scope, digit=digit, confidence=confidence, model_version=version)
+    serving.metrics.count_predictions((judged,))
+    add_log_fields(
+        request.scope,
+        verdict=judged.verdict.value,
+        digit=judged.digit,
+        best_guess=judged.best_guess,
+        confidence=judged.confidence,
+        model_version=version,
+    )
     return _json(
         Prediction(
-            digit=digit,
-            confidence=confidence,
+            verdict=judged.verdict,
+            digit=judged.digit,
+            best_guess=judged.best_guess,
+            confidence=judged.confidence,
+            alternatives=_alternatives(judged),
             probabilities=_rounded(probabilities),
             model_version=version,
             preprocess=preprocess,
@@ -131,7 +152,6 @@ async def predict(
     "/batch",
     summary="Classify several images, answered in order",
     response_model=BatchPrediction,
-    response_model_exclude_none=True,
     responses=BATCH_ERRORS,
     openapi_extra=multipart_body(
         "files", "Repeat the field once per image (MAX_BATCH_FILES).", many=True
@@ -160,8 +180,10 @@ async def predict_batch(
         probabilities = await serving.predictor.predict(np.stack([images[i] for i in good]))
     inferred = time.perf_counter()
 
+    points = serving.operating_points
+    judgements = [judge(row, points) for row in probabilities]
     results: list[BatchItem | BatchItemError] = []
-    rows = dict(zip(good, probabilities, strict=True))
+    rows = dict(zip(good, zip(probabilities, judgements, strict=True), strict=True))
     for index, (file, image) in enumerate(zip(files, images, strict=True)):
         if isinstance(image, ImageError):
             results.append(
@@ -173,26 +195,32 @@ async def predict_batch(
                 )
             )
             continue
-        row = rows[index]
-        digit = int(row.argmax())
+        row, judged = rows[index]
         results.append(
             BatchItem(
                 index=index,
                 filename=file.filename,
-                digit=digit,
-                confidence=round(float(row[digit]), 6),
+                verdict=judged.verdict,
+                digit=judged.digit,
+                best_guess=judged.best_guess,
+                confidence=judged.confidence,
+                alternatives=_alternatives(judged),
                 probabilities=_rounded(row),
                 preprocessed_png_base64=(
                     _png_base64(image) if include is Include.preprocessed else None
                 ),
             )
         )
-    digits = [int(row.argmax()) for row in probabilities]
-    serving.metrics.count_predictions(digits)
+    serving.metrics.count_predictions(judgements)
     failed = len(files) - len(good)
     version = serving.model.version
     add_log_fields(
-        request.scope, files=len(files), failed=failed, digits=digits, model_version=version
+        request.scope,
+        files=len(files),
+        failed=failed,
+        digits=[judged.digit for judged in judgements],
+        verdicts=_verdict_counts(judgements),
+        model_version=version,
     )
     return _json(
         BatchPrediction(
@@ -265,7 +293,23 @@ async def _prepare_many(
 def _json(body: BaseModel) -> Response:
     # Returning the model itself would make FastAPI validate it a second time against
     # response_model before serialising: ~25 us per request for a document built right here.
-    return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
+    # No exclude_none: a null `digit` (not_a_digit) must be sent; the fields that are left out
+    # when empty (alternatives, the preprocessed PNG) say so in app/schemas.py.
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
+def _alternatives(judged: Judgement) -> list[Alternative] | None:
+    if judged.alternatives is None:
+        return None
+    return [Alternative(digit=d, probability=p) for d, p in judged.alternatives]
+
+
+def _verdict_counts(judgements: list[Judgement]) -> dict[str, int]:
+    """How many answers of a batch got each verdict, every verdict listed (0 included)."""
+    counts = dict.fromkeys(Verdict, 0)
+    for judged in judgements:
+        counts[judged.verdict] += 1
+    return {verdict.value: count for verdict, count in counts.items()}
 
 
 def _rounded(probabilities: np.ndarray) -> list[float]:

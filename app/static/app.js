@@ -40,6 +40,7 @@
   const fileInput = $("file");
   const errorBox = $("error");
   const digitOutput = $("digit");
+  const verdictText = $("verdict");
   const confidence = $("confidence");
   const bars = $("probabilities");
   const preprocessed = $("preprocessed");
@@ -335,25 +336,56 @@
     }
   }
 
+  const bold = (text) => Object.assign(document.createElement("strong"), { textContent: text });
+
+  /** The big digit, or (when the model is unsure or sees no digit) a sentence in its place. */
+  function showHeadline(digit, sentence) {
+    digitOutput.textContent = digit;
+    digitOutput.hidden = sentence !== null;
+    verdictText.textContent = sentence || "";
+    verdictText.hidden = sentence === null;
+  }
+
+  // The service judges every answer: `digit`, `uncertain` (with the three most probable
+  // digits) or `not_a_digit` (then `digit` is null and only `best_guess` names one).
   function showReading(result) {
     errorBox.hidden = true;
-    digitOutput.textContent = String(result.digit);
-    confidence.replaceChildren(
-      Object.assign(document.createElement("strong"), { textContent: percent(result.confidence) }),
-      " sure it is a ",
-      String(result.digit),
-    );
-    setBars(result.probabilities, result.digit);
+    const guess = String(result.best_guess);
+    if (result.verdict === "not_a_digit") {
+      showHeadline("", "That doesn't look like a digit");
+      confidence.replaceChildren(
+        "If it were one, it would be a ",
+        guess,
+        ", but only ",
+        bold(percent(result.confidence)),
+        " likely.",
+      );
+    } else if (result.verdict === "uncertain") {
+      const [first, second] = result.alternatives;
+      showHeadline("", `Not sure: ${first.digit} or ${second.digit}?`);
+      confidence.replaceChildren(
+        bold(percent(first.probability)),
+        ` a ${first.digit}, `,
+        bold(percent(second.probability)),
+        ` a ${second.digit}`,
+      );
+    } else {
+      showHeadline(String(result.digit), null);
+      confidence.replaceChildren(bold(percent(result.confidence)), " sure it is a ", guess);
+    }
+    setBars(result.probabilities, result.best_guess);
     setPreprocessed(result.preprocessed_png_base64);
+    app.dataset.verdict = result.verdict;
     app.dataset.state = "done";
   }
 
   function showIdle() {
     errorBox.hidden = true;
-    digitOutput.textContent = "?";
+    showHeadline("?", null);
     confidence.textContent = "Draw a digit to start.";
     setBars(null, -1);
     setPreprocessed(null);
+    delete app.dataset.verdict;
     app.dataset.state = "idle";
   }
 
@@ -365,10 +397,11 @@
     if (detail) errorBox.append(detail);
     errorBox.dataset.status = String(status);
     errorBox.hidden = false;
-    digitOutput.textContent = "?";
+    showHeadline("?", null);
     confidence.textContent = "No reading.";
     setBars(null, -1);
     setPreprocessed(null);
+    delete app.dataset.verdict;
     app.dataset.state = "error";
   }
 

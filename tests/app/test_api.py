@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import io
 import json
+import logging
 import struct
 import threading
 import zlib
@@ -14,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import cv2
 import httpx
 import numpy as np
 import pytest
@@ -25,7 +28,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.api.predict import decodes_inline
 from app.inference import BatchingPredictor
 from app.main import create_app
+from app.schemas import BatchItem, Prediction
 from app.settings import Settings
+from app.verdicts import DEFAULT_POINTS
 from tests.photograph import KINDS, encode_png, photograph
 
 PHOTOS_PER_KIND = 10
@@ -40,15 +45,32 @@ def post_image(
     return client.post("/predict", files={"file": ("digit", data)}, params=params)
 
 
+def assert_consistent_reading(body: dict) -> None:
+    """What every answer promises, whatever its verdict."""
+    probabilities = body["probabilities"]
+    assert body["best_guess"] == int(np.argmax(probabilities))
+    assert body["confidence"] == max(probabilities)
+    assert "digit" in body  # null for not_a_digit, but never left out
+    if body["verdict"] == "not_a_digit":
+        assert body["digit"] is None
+    else:
+        assert body["verdict"] in {"digit", "uncertain"}
+        assert body["digit"] == body["best_guess"]
+    assert ("alternatives" in body) == (body["verdict"] == "uncertain")
+
+
 def predicted_digits(
     client: TestClient, uploads: list[bytes], params: dict[str, str] | None = None
 ) -> np.ndarray:
-    """POST each upload to /predict from 8 threads (as concurrent clients would)."""
+    """POST each upload to /predict from 8 threads (as concurrent clients would); the model's
+    reading of each (``best_guess``, whatever the verdict: these measure the classifier)."""
 
     def digit(data: bytes) -> int:
         response = post_image(client, data, params)
         assert response.status_code == 200, response.text
-        return response.json()["digit"]
+        body = response.json()
+        assert_consistent_reading(body)
+        return body["best_guess"]
 
     with ThreadPoolExecutor(8) as pool:
         return np.array(list(pool.map(digit, uploads)))
@@ -125,11 +147,10 @@ def test_prediction_response_shape(client: TestClient, mnist_sample) -> None:
     response = post_image(client, encode_png(mnist_sample.x_test[0]))
     assert response.status_code == 200
     body = response.json()
-    assert body["digit"] == int(np.argmax(body["probabilities"]))
-    assert body["digit"] == mnist_sample.y_test[0]
+    assert_consistent_reading(body)
+    assert body["best_guess"] == mnist_sample.y_test[0]
     assert len(body["probabilities"]) == 10
     assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
-    assert body["confidence"] == max(body["probabilities"])
     assert body["model_version"] == "1"
     assert body["preprocess"] == "full"
     assert set(body["timing_ms"]) == {"read", "preprocess", "inference", "total"}
@@ -174,6 +195,231 @@ def test_unknown_query_values_are_422(client: TestClient, mnist_sample) -> None:
     assert_clean_error(response, 422, "preprocess")
 
 
+# --- verdicts ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_probabilities(client: TestClient, mnist_sample) -> np.ndarray:
+    """The served model's probabilities for every sample test digit, offline."""
+    x = (mnist_sample.x_test[..., np.newaxis] / 255).astype(np.float32)
+    return client.app.state.model.predict(x)
+
+
+@pytest.fixture(scope="module")
+def clear_digit(mnist_sample, sample_probabilities: np.ndarray) -> tuple[bytes, int]:
+    """The PNG and label of the sample digit the model reads right most confidently."""
+    right = sample_probabilities.argmax(axis=1) == mnist_sample.y_test
+    index = int(np.argmax(np.where(right, sample_probabilities.max(axis=1), -1)))
+    return encode_png(mnist_sample.x_test[index]), int(mnist_sample.y_test[index])
+
+
+@pytest.fixture(scope="module")
+def sure_but_not_certain(mnist_sample, sample_probabilities: np.ndarray) -> tuple[bytes, int]:
+    """Like ``clear_digit``, but with a reported confidence below 1.0: UNCERTAIN_BELOW=1.0
+    must make it uncertain (an answer of exactly 1.0 is certain under any threshold)."""
+    right = sample_probabilities.argmax(axis=1) == mnist_sample.y_test
+    confidence = np.round(sample_probabilities.max(axis=1).astype(np.float64), 6)
+    index = int(np.argmax(np.where(right & (confidence < 1.0), confidence, -1)))
+    assert right[index], "no digit read right short of certainty"
+    assert confidence[index] >= 0.9, f"the clearest is only {confidence[index]}"
+    return encode_png(mnist_sample.x_test[index]), int(mnist_sample.y_test[index])
+
+
+def test_a_clear_digit_is_a_digit(client: TestClient, clear_digit: tuple[bytes, int]) -> None:
+    png, label = clear_digit
+    response = post_image(client, png)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["verdict"] == "digit"
+    assert body["digit"] == body["best_guess"] == label
+    assert "alternatives" not in body
+    points = client.get("/model").json()["operating_points"]
+    assert body["confidence"] >= points["uncertain_below"]
+
+
+def _access_lines(records: list[logging.LogRecord], route: str) -> list[dict]:
+    return [r.fields for r in records if r.name == "app.access" and r.fields.get("route") == route]
+
+
+@pytest.mark.parametrize(
+    ("verdict", "overrides"),
+    [
+        ("uncertain", {"UNCERTAIN_BELOW": 1.0}),
+        ("not_a_digit", {"NOT_A_DIGIT_BELOW": 1.0, "UNCERTAIN_BELOW": 1.0}),
+    ],
+)
+def test_settings_change_the_verdict_on_the_same_upload(
+    client: TestClient,
+    service_settings: Settings,
+    sure_but_not_certain: tuple[bytes, int],
+    caplog: pytest.LogCaptureFixture,
+    verdict: str,
+    overrides: dict[str, float],
+) -> None:
+    png, label = sure_but_not_certain
+    as_fitted = post_image(client, png).json()
+    assert as_fitted["verdict"] == "digit"
+    settings = service_settings.model_copy(update=overrides)
+    with (
+        caplog.at_level(logging.INFO, logger="app.access"),
+        TestClient(create_app(settings)) as strict,
+    ):
+        single = post_image(strict, png)
+        batch = strict.post(
+            "/predict/batch",
+            files=[("files", ("d.png", png)), ("files", ("blank.jpg", _blank_page()))],
+        )
+        points = strict.get("/model").json()["operating_points"]
+        samples = metric_samples(strict)
+
+    assert single.status_code == 200, single.text
+    body = single.json()
+    assert_consistent_reading(body)
+    assert body["verdict"] == verdict
+    # The same model read the same image: only the judgement changed.
+    assert body["best_guess"] == label
+    assert body["probabilities"] == as_fitted["probabilities"]
+    if verdict == "not_a_digit":
+        assert body["digit"] is None
+        assert '"digit":null' in single.text  # sent as null, not left out
+    else:
+        assert body["digit"] == label
+        alternatives = body["alternatives"]
+        probabilities = body["probabilities"]
+        # The three most probable, most probable first (ties in the rounded values aside).
+        assert alternatives[0]["digit"] == label
+        assert len({a["digit"] for a in alternatives}) == 3
+        assert [a["probability"] for a in alternatives] == sorted(probabilities)[::-1][:3]
+        assert all(probabilities[a["digit"]] == a["probability"] for a in alternatives)
+
+    item, blank = batch.json()["results"]
+    reading = ("verdict", "digit", "best_guess", "confidence", "alternatives", "probabilities")
+    assert {k: item.get(k) for k in reading} == {k: body.get(k) for k in reading}
+    assert "digit" in item
+    assert (blank["status_code"], blank["detail"]) == (
+        422,
+        "The image has no contrast that looks like ink.",
+    )
+
+    expected_points = {
+        "not_a_digit_below": overrides.get("NOT_A_DIGIT_BELOW", as_fitted_points(client)[0]),
+        "uncertain_below": overrides["UNCERTAIN_BELOW"],
+        "source": "settings",
+    }
+    assert {k: points[k] for k in expected_points} == expected_points
+    # Counted under the new verdict: once alone, once in the batch.
+    assert samples[prediction_series(verdict, body["digit"])] == 2
+
+    [single_line] = _access_lines(caplog.records, "/predict")
+    assert (single_line["verdict"], single_line["digit"]) == (verdict, body["digit"])
+    assert single_line["best_guess"] == label
+    [batch_line] = _access_lines(caplog.records, "/predict/batch")
+    assert batch_line["verdicts"] == {"digit": 0, "uncertain": 0, "not_a_digit": 0, verdict: 1}
+    assert batch_line["digits"] == [body["digit"]]
+
+
+def as_fitted_points(client: TestClient) -> tuple[float, float]:
+    """The operating points the session's app (no overrides) judges by."""
+    points = client.get("/model").json()["operating_points"]
+    return points["not_a_digit_below"], points["uncertain_below"]
+
+
+def _lifespan_failure(app: FastAPI) -> tuple[list[dict], BaseException]:
+    """Run the app's ASGI lifespan startup as uvicorn would; what it sent and what it raised."""
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def start() -> BaseException:
+        try:
+            await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+        except Exception as exc:  # what the server would see
+            return exc
+        raise AssertionError(f"startup did not fail: {sent}")
+
+    raised = asyncio.run(start())
+    return sent, raised
+
+
+@pytest.mark.parametrize(
+    ("overrides", "phrases"),
+    [
+        (
+            {"NOT_A_DIGIT_BELOW": 0.9, "UNCERTAIN_BELOW": 0.5},
+            [
+                "NOT_A_DIGIT_BELOW=0.9 (from the settings)",
+                "UNCERTAIN_BELOW=0.5 (from the settings)",
+            ],
+        ),
+        (
+            {"NOT_A_DIGIT_BELOW": 1.0},
+            ["NOT_A_DIGIT_BELOW=1.0 (from the settings)", "uncertain_below="],
+        ),
+    ],
+    ids=["out of order", "above the model's uncertain_below"],
+)
+def test_operating_points_that_do_not_fit_stop_startup_with_one_line(
+    service_settings: Settings, overrides: dict[str, float], phrases: list[str]
+) -> None:
+    app = create_app(service_settings.model_copy(update=overrides))
+    sent, raised = _lifespan_failure(app)
+    [failed] = [m for m in sent if m["type"] == "lifespan.startup.failed"]
+    line = failed["message"]
+    assert line.startswith("Cannot start: Invalid operating points")
+    assert "\n" not in line
+    assert "Traceback" not in line
+    for phrase in phrases:
+        assert phrase in line
+    assert type(raised).__name__ == "InvalidOperatingPoints"
+    assert app.state.ready is False
+
+
+@pytest.fixture(scope="module")
+def fitted_operating_points(model_dir: Path) -> dict:
+    """The fixture model's own operating points; skips where its training fitted none."""
+    points = json.loads((model_dir / "metadata.json").read_text()).get("operating_points")
+    if points is None:
+        pytest.skip(
+            "the fixture model's metadata.json has no operating_points: its training predates "
+            "outlier exposure and fitted thresholds, so it cannot be expected to tell a letter "
+            "from a digit"
+        )
+    return points
+
+
+def non_digit(kind: str) -> bytes:
+    """Dark ink on a white 200x200 page: a capital letter, or concentric squares."""
+    page = np.full((200, 200), 255, np.uint8)
+    if kind == "squares":
+        for half in (80, 55, 30):
+            cv2.rectangle(page, (100 - half, 100 - half), (100 + half, 100 + half), 0, 9)
+    else:
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        (width, height), _ = cv2.getTextSize(kind, font, 5, 14)
+        origin = ((200 - width) // 2, (200 + height) // 2)
+        cv2.putText(page, kind, origin, font, 5, 0, 14, cv2.LINE_AA)
+    return encode_png(page)
+
+
+@pytest.mark.parametrize("kind", ["A", "H", "K", "squares"])
+def test_letters_and_shapes_are_not_digits(
+    client: TestClient, fitted_operating_points: dict, kind: str
+) -> None:
+    response = post_image(client, non_digit(kind))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert_consistent_reading(body)
+    assert body["verdict"] == "not_a_digit", (
+        f"{kind!r} read as {body['best_guess']} at {body['confidence']} "
+        f"(not_a_digit_below {fitted_operating_points['not_a_digit_below']})"
+    )
+    assert body["digit"] is None
+
+
 # --- batch ------------------------------------------------------------------------------------
 
 
@@ -196,8 +442,12 @@ def test_batch_answers_in_order_with_per_file_errors(client: TestClient, mnist_s
     }
     good = results[:5] + results[6:]
     assert [r["filename"] for r in good] == [f"{i}.png" for i in range(12)]
-    singles = [post_image(client, encode_png(d)).json()["digit"] for d in digits]
-    assert [r["digit"] for r in good] == singles
+    # Each file gets the answer /predict gives it alone: the same verdict, digit, alternatives.
+    reading = ("verdict", "digit", "best_guess", "confidence", "alternatives", "probabilities")
+    singles = [post_image(client, encode_png(d)).json() for d in digits]
+    for item, single in zip(good, singles, strict=True):
+        assert_consistent_reading(item)
+        assert {k: item.get(k) for k in reading} == {k: single.get(k) for k in reading}
 
 
 def test_batch_of_too_many_files_is_413(client: TestClient, mnist_sample) -> None:
@@ -227,7 +477,7 @@ def test_text_fields_beside_the_file_are_ignored(client: TestClient, mnist_sampl
     body = _framed(("note", None, b"hello"), ("file", "d.png", png), ("more", None, b"x"))
     response = _post_framed(client, "/predict", body)
     assert response.status_code == 200, response.text
-    assert response.json()["digit"] == mnist_sample.y_test[0]
+    assert response.json()["best_guess"] == mnist_sample.y_test[0]
 
 
 @pytest.mark.parametrize(
@@ -303,7 +553,7 @@ def test_bad_uploads_get_their_status_and_the_service_keeps_serving(
     make, status, phrase = BAD_UPLOADS[case]
     digit = mnist_sample.x_test[0]
     assert_clean_error(post_image(client, make(digit)), status, phrase)
-    assert post_image(client, encode_png(digit)).json()["digit"] == mnist_sample.y_test[0]
+    assert post_image(client, encode_png(digit)).json()["best_guess"] == mnist_sample.y_test[0]
 
 
 def test_missing_file_field_is_422(client: TestClient, mnist_sample) -> None:
@@ -410,17 +660,51 @@ def test_model_endpoint_shows_the_metadata(client: TestClient, model_dir: Path) 
     assert "source" not in body["data"]
     assert body["backend"] == "tflite"  # the default INFERENCE_BACKEND
     assert body["tflite"]["sha256"] == metadata["tflite"]["sha256"]
+    # What training recorded about calibration and outlier exposure passes through as written.
+    for key in ("calibration", "negatives", "validation"):
+        assert body.get(key) == metadata.get(key)
 
 
-def test_metrics_count_requests_digits_and_the_model(client: TestClient, mnist_sample) -> None:
-    for i in range(3):
-        post_image(client, encode_png(mnist_sample.x_test[i]))
-    post_image(client, b"")
-    samples = {
+def test_model_endpoint_shows_the_operating_points_in_force(
+    client: TestClient, model_dir: Path
+) -> None:
+    fitted = json.loads((model_dir / "metadata.json").read_text()).get("operating_points")
+    points = client.get("/model").json()["operating_points"]
+    if fitted is None:  # a model from before training fitted them
+        assert points == {
+            "not_a_digit_below": DEFAULT_POINTS.not_a_digit_below,
+            "uncertain_below": DEFAULT_POINTS.uncertain_below,
+            "source": "default",
+        }
+    else:
+        assert points == {
+            "not_a_digit_below": fitted["not_a_digit_below"],
+            "uncertain_below": fitted["uncertain_below"],
+            "source": "metadata",
+            "fitted": fitted,
+        }
+
+
+def metric_samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """/metrics as {(name, sorted labels): value}."""
+    return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(client.get("/metrics").text)
         for sample in family.samples
     }
+
+
+def prediction_series(verdict: str, digit: int | None) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The mnist_predictions_total series an answer is counted in."""
+    labels = {"digit": "none" if digit is None else str(digit), "verdict": verdict}
+    return "mnist_predictions_total", tuple(sorted(labels.items()))
+
+
+def test_metrics_count_requests_verdicts_and_the_model(client: TestClient, mnist_sample) -> None:
+    before = metric_samples(client)
+    answers = [post_image(client, encode_png(mnist_sample.x_test[i])).json() for i in range(3)]
+    post_image(client, b"")
+    samples = metric_samples(client)
 
     def value(name: str, **labels: str) -> float:
         return samples.get((name, tuple(sorted(labels.items()))), 0.0)
@@ -430,9 +714,15 @@ def test_metrics_count_requests_digits_and_the_model(client: TestClient, mnist_s
     assert value("http_request_duration_seconds_count", **ok) >= 3
     assert value("http_request_duration_seconds_bucket", **ok, le="+Inf") >= 3
     assert value("http_requests_total", method="POST", route="/predict", status="400") >= 1
-    served = sum(value("mnist_predictions_total", digit=str(d)) for d in range(10))
-    assert served >= 3
-    assert value("mnist_predictions_total", digit=str(mnist_sample.y_test[0])) >= 1
+    # Every series is exported from the start: each digit under `digit` and `uncertain`, and
+    # "none" (no digit named) under `not_a_digit` only.
+    series = {key for key in samples if key[0] == "mnist_predictions_total"}
+    expected = {prediction_series(v, d) for v in ("digit", "uncertain") for d in range(10)}
+    assert series == expected | {prediction_series("not_a_digit", None)}
+    # Each answer was counted once, under its own verdict and digit.
+    counted = {key: samples[key] - before.get(key, 0.0) for key in series}
+    wanted = collections.Counter(prediction_series(a["verdict"], a["digit"]) for a in answers)
+    assert {key: n for key, n in counted.items() if n} == dict(wanted)
     assert value("mnist_model_info", version="1", arch="default") == 1
     assert value("mnist_model_ready") == 1
     assert value("mnist_inference_batch_size_count") >= 1
@@ -444,7 +734,25 @@ def test_openapi_documents_errors_and_examples(client: TestClient) -> None:
     assert {"200", "400", "413", "415", "422", "503"} <= set(predict["responses"])
     error_schema = predict["responses"]["415"]["content"]["application/json"]["schema"]
     assert error_schema["$ref"].endswith("/ErrorResponse")
-    assert spec["components"]["schemas"]["Prediction"]["examples"]
+    schemas = spec["components"]["schemas"]
+    assert {"verdict", "digit", "best_guess", "confidence"} <= set(
+        schemas["Prediction"]["required"]
+    )
+    # The verdicts are explained where /docs shows them.
+    for verdict in ("digit", "uncertain", "not_a_digit"):
+        assert f"`{verdict}`:" in schemas["Verdict"]["description"]
+    # One example per verdict, each a possible answer.
+    ok = predict["responses"]["200"]["content"]["application/json"]
+    assert ok["schema"]["$ref"].endswith("/Prediction")
+    named = {name: example["value"] for name, example in ok["examples"].items()}
+    assert set(named) == {"digit", "uncertain", "not_a_digit"}
+    examples = [*schemas["Prediction"]["examples"], *named.values()]
+    batch_example = schemas["BatchPrediction"]["examples"][0]
+    examples += [r for r in batch_example["results"] if "verdict" in r]
+    assert {example["verdict"] for example in examples} == set(named)
+    for example in examples:
+        assert_consistent_reading(example)
+        (BatchItem if "index" in example else Prediction).model_validate(example)
     assert client.get("/docs").status_code == 200
 
 
@@ -467,7 +775,7 @@ def test_concurrent_requests_share_model_calls(service_settings: Settings, mnist
     assert [r.status_code for r in responses] == [200] * 32
     expected = app.state.model.predict((digits[..., np.newaxis] / 255).astype(np.float32))
     for response, probabilities in zip(responses, expected, strict=True):
-        assert response.json()["digit"] == int(probabilities.argmax())
+        assert response.json()["best_guess"] == int(probabilities.argmax())
     assert calls < len(digits)
 
 

@@ -86,8 +86,9 @@ def test_uvicorn_serves_predictions_over_http(
 
     assert live.json() == {"status": "alive"}
     assert predicted.status_code == 200
-    assert predicted.json()["digit"] == label
-    assert predicted.json()["model_version"] == "1"
+    answer = predicted.json()
+    assert answer["best_guess"] == label
+    assert answer["model_version"] == "1"
     assert refused.status_code == 400
     assert 'http_requests_total{method="POST",route="/predict",status="200"} 1.0' in metrics
 
@@ -96,7 +97,26 @@ def test_uvicorn_serves_predictions_over_http(
     assert "model ready" in messages
     assert "stopped" in messages
     access = [r for r in records if r["message"] == "request" and r["route"] == "/predict"]
-    assert [(r["status"], r.get("digit")) for r in access] == [(200, label), (400, None)]
+    assert [(r["status"], r.get("best_guess")) for r in access] == [(200, label), (400, None)]
+    # The log line says what the client was told: the verdict, and the digit (null or not).
+    assert (access[0]["verdict"], access[0]["digit"]) == (answer["verdict"], answer["digit"])
+    assert "verdict" not in access[1]
+    # Startup says which operating points it judges by, and where they came from.
+    ready = next(record for record in records if record["message"] == "model ready")
+    fitted = json.loads((model_root / "1" / "metadata.json").read_text()).get("operating_points")
+    assert ready["operating_points_from"] == ("default" if fitted is None else "metadata")
+    if fitted is not None:
+        assert ready["uncertain_below"] == fitted["uncertain_below"]
+
+
+def test_operating_points_that_do_not_fit_stop_startup_with_one_line(
+    model_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOT_A_DIGIT_BELOW", "0.95")
+    monkeypatch.setenv("UNCERTAIN_BELOW", "0.6")
+    line = startup_failure_line(model_root)
+    assert "Cannot start: Invalid operating points" in line
+    assert "NOT_A_DIGIT_BELOW=0.95 (from the settings)" in line
 
 
 def test_a_missing_model_stops_startup_with_one_line(tmp_path: Path) -> None:

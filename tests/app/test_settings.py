@@ -19,6 +19,8 @@ ENV_NAMES = (
     "QUEUE_MAX",
     "INFERENCE_BACKEND",
     "INFERENCE_THREADS",
+    "NOT_A_DIGIT_BELOW",
+    "UNCERTAIN_BELOW",
     "LOG_LEVEL",
     "LOG_FORMAT",
     "ACCESS_LOG",
@@ -56,6 +58,7 @@ def test_environment_variables_are_read_and_normalised(clean_env: pytest.MonkeyP
     clean_env.setenv("LOG_LEVEL", "debug")
     clean_env.setenv("LOG_FORMAT", "TEXT")
     clean_env.setenv("CORS_ORIGINS", "http://localhost:3000, https://digits.example ,")
+    clean_env.setenv("UNCERTAIN_BELOW", "0.97")
     settings = Settings()
     assert settings.MODEL_DIR.as_posix() == "/srv/models/mnist/3"
     assert settings.MAX_UPLOAD_BYTES == 2048
@@ -63,11 +66,21 @@ def test_environment_variables_are_read_and_normalised(clean_env: pytest.MonkeyP
     assert settings.LOG_LEVEL == "DEBUG"
     assert settings.LOG_FORMAT == "text"
     assert settings.CORS_ORIGINS == ["http://localhost:3000", "https://digits.example"]
+    assert settings.UNCERTAIN_BELOW == 0.97
+    assert settings.NOT_A_DIGIT_BELOW is None  # unset: the model's own
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("MAX_UPLOAD_BYTES", "0"), ("LOG_FORMAT", "xml"), ("PORT", "70000"), ("QUEUE_MAX", "x")],
+    [
+        ("MAX_UPLOAD_BYTES", "0"),
+        ("LOG_FORMAT", "xml"),
+        ("PORT", "70000"),
+        ("QUEUE_MAX", "x"),
+        ("NOT_A_DIGIT_BELOW", "-0.1"),
+        ("UNCERTAIN_BELOW", "1.5"),
+        ("UNCERTAIN_BELOW", "nan"),
+    ],
 )
 def test_invalid_values_are_refused(clean_env: pytest.MonkeyPatch, name: str, value: str) -> None:
     clean_env.setenv(name, value)

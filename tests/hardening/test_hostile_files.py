@@ -278,7 +278,7 @@ def test_hostile_file_gets_its_status(server: Server, seven: np.ndarray, case: s
     assert seconds < 5, f"{case} took {seconds:.1f} s"  # nothing decodes more than it must
     if expected == 200:
         assert response.status_code == 200, response.text
-        assert response.json()["digit"] == 7
+        assert response.json()["best_guess"] == 7
     else:
         assert_clean_error(response.status_code, response.content, expected)
 
@@ -327,7 +327,7 @@ def test_a_tiny_png_claiming_a_1gib_chunk_is_answered_without_allocating_it(
     # OpenCV allocated the claimed GiB; Pillow, which now gets such files, reads what is there
     # (the pixels are all present) and answers; refusing it as corrupt would be fine too.
     if response.status_code == 200:
-        assert response.json()["digit"] == 7
+        assert response.json()["best_guess"] == 7
     else:
         assert_clean_error(response.status_code, response.content, 400)
     assert rss.peak - before < 128
@@ -505,7 +505,7 @@ def test_clients_disconnecting_mid_upload_leave_no_errors(
     response = httpx.post(
         f"{server.url}/predict", files={"file": ("d.png", encode_png(seven))}, timeout=10
     )
-    assert response.json()["digit"] == 7
+    assert response.json()["best_guess"] == 7
 
 
 # --- and afterwards ---------------------------------------------------------------------------
@@ -518,7 +518,8 @@ def test_after_all_of_it_the_service_is_ready_and_its_log_is_clean(
     with httpx.Client(base_url=server.url, timeout=10) as http:
         assert http.get("/health/ready").json() == {"status": "ready"}
         assert (
-            http.post("/predict", files={"file": ("d.png", encode_png(seven))}).json()["digit"] == 7
+            http.post("/predict", files={"file": ("d.png", encode_png(seven))}).json()["best_guess"]
+            == 7
         )
         metrics = http.get("/metrics").text
     assert not re.search(r'http_requests_total\{[^}]*status="5\d\d"', metrics)
