@@ -1,37 +1,72 @@
-"""Accuracy through the real service: every MNIST test digit posted to ``POST /predict``.
+"""Accuracy and verdicts through the real service: digits and non-digits posted to ``/predict``.
 
 ``python -m benchmarks.accuracy_over_http`` (``make accuracy``) starts the service on the newest
-model, posts the 10,000 test digits as 28×28 PNGs, then the same digits re-photographed by
-``tests/photograph.py`` (dark ink on uneven paper, off-centre, scaled, JPEG / PNG / transparent
-canvas / EXIF-rotated / palette / 16-bit / CMYK, one kind per digit in turn), and also the photos
-with ``?preprocess=none`` (the naive resize). It compares with the offline accuracy in the
-model's ``metadata.json``.
+model and posts:
+
+- the 10,000 MNIST test digits as 28×28 PNGs;
+- the same digits re-photographed by ``tests/photograph.py`` (dark ink on uneven paper,
+  off-centre, scaled, JPEG / PNG / transparent canvas / EXIF-rotated / palette / 16-bit / CMYK,
+  one kind per digit in turn), and those photos with ``?preprocess=none`` (the naive resize);
+- non-digits drawn by the *held-out* generators of ``training.negatives`` (kinds of letters,
+  words, shapes, doodles, photo crops and noise the network never trained on), with a seed of
+  their own, as photographed pages.
+
+For the digits it reports accuracy, how often each verdict came, accuracy among the answers
+whose verdict is ``digit``, the share that were confidently wrong (verdict ``digit`` and wrong),
+and the calibration (ECE, 15 bins) of the served probabilities; for the non-digits, how often
+each kind was turned away. It compares with the offline figures in the model's metadata.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
+from PIL import Image
 
 from benchmarks.run import ROOT, free_port
 from tests.photograph import KINDS, encode_png, photograph
 
+# The benchmark's own non-digits: the held-out generators, with a seed that neither training
+# nor the choice of operating points used.
+NEGATIVES_SEED = 7_000_000
 
-async def classify(url: str, images: list[bytes], concurrency: int, params: dict) -> np.ndarray:
-    """Predicted digit per image (-1 where the service answered an error)."""
-    out = np.full(len(images), -1, dtype=np.int64)
+
+@dataclass
+class Answers:
+    """What the service said for each image; ``status`` is the HTTP status."""
+
+    status: np.ndarray
+    guess: np.ndarray  # best guess (-1 on error)
+    verdict: np.ndarray  # "digit" / "uncertain" / "not_a_digit", or "error"
+    probabilities: np.ndarray  # (N, 10), zeros on error
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.status == 200
+
+
+async def classify(url: str, images: list[bytes], concurrency: int, params: dict) -> Answers:
+    n = len(images)
+    answers = Answers(
+        status=np.zeros(n, dtype=np.int64),
+        guess=np.full(n, -1, dtype=np.int64),
+        verdict=np.full(n, "error", dtype=object),
+        probabilities=np.zeros((n, 10)),
+    )
     queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(len(images)):
+    for i in range(n):
         queue.put_nowait(i)
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
 
@@ -39,15 +74,73 @@ async def classify(url: str, images: list[bytes], concurrency: int, params: dict
             while not queue.empty():
                 i = queue.get_nowait()
                 r = await client.post("/predict", params=params, files={"file": ("d", images[i])})
+                answers.status[i] = r.status_code
                 if r.status_code == 200:
-                    out[i] = r.json()["digit"]
+                    body = r.json()
+                    answers.guess[i] = body.get("best_guess", body.get("digit"))
+                    answers.verdict[i] = body.get("verdict", "digit")
+                    answers.probabilities[i] = body["probabilities"]
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return out
+    return answers
+
+
+def digit_row(answers: Answers, labels: np.ndarray) -> dict[str, float]:
+    from training.calibrate import expected_calibration_error
+
+    right = answers.guess == labels
+    digit = answers.verdict == "digit"
+    ok = answers.ok
+    return {
+        "accuracy": float(right.mean()),
+        "digit": float(digit.mean()),
+        "uncertain": float((answers.verdict == "uncertain").mean()),
+        "not_a_digit": float((answers.verdict == "not_a_digit").mean()),
+        "errors": float((~ok).mean()),
+        "accuracy_among_digit": float(right[digit].mean()) if digit.any() else 1.0,
+        "confidently_wrong": float((digit & ~right).mean()),
+        "ece": expected_calibration_error(answers.probabilities[ok], labels[ok])
+        if ok.any()
+        else float("nan"),
+    }
+
+
+def negative_pages(per_kind: int) -> tuple[list[bytes], np.ndarray]:
+    from training.negatives import available_held_out_kinds, render_ink, to_page
+
+    pages, kinds = [], []
+    for kind in available_held_out_kinds():
+        for i, ink in enumerate(render_ink(kind, per_kind, NEGATIVES_SEED, held_out=True)):
+            buffer = io.BytesIO()
+            Image.fromarray(to_page(ink, NEGATIVES_SEED + i)).save(buffer, "PNG")
+            pages.append(buffer.getvalue())
+            kinds.append(kind)
+    return pages, np.array(kinds, dtype=object)
 
 
 def render(digits: np.ndarray, make: Callable[[int, np.ndarray], bytes]) -> list[bytes]:
     return [make(i, d) for i, d in enumerate(digits)]
+
+
+def start_service(model_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "MODEL_DIR": str(model_dir), "ACCESS_LOG": "false", "LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/health/ready").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    return proc, url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         "--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "models/mnist"))
     )
     parser.add_argument("--limit", type=int, default=None, help="first N test digits only")
+    parser.add_argument("--negatives", type=int, default=500, help="non-digits per kind")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
     from training.data import load_mnist
@@ -68,30 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     x, y = mnist.x_test[: args.limit], mnist.y_test[: args.limit]
     meta = json.loads((resolve_version_dir(args.model_dir) / "metadata.json").read_text())
 
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_DIR": str(args.model_dir),
-        "ACCESS_LOG": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_service(args.model_dir)
+    digits: dict[str, dict[str, float]] = {}
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        rows = []
         pngs = render(x, lambda i, d: encode_png(d))
         photos = render(x, lambda i, d: photograph(d, KINDS[i % len(KINDS)], seed=i))
         for label, images, params in [
@@ -100,28 +174,72 @@ def main(argv: list[str] | None = None) -> int:
             ("re-photographed, `?preprocess=none`", photos, {"preprocess": "none"}),
         ]:
             t = time.perf_counter()
-            predicted = asyncio.run(classify(url, images, args.concurrency, params))
-            seconds = time.perf_counter() - t
-            acc = float((predicted == y).mean())
-            rows.append((label, acc, int((predicted < 0).sum()), seconds))
+            answers = asyncio.run(classify(url, images, args.concurrency, params))
+            digits[label] = {**digit_row(answers, y), "seconds": time.perf_counter() - t}
             if params == {} and images is photos:
                 kinds = np.arange(len(y)) % len(KINDS)
                 by_kind = {
-                    k: float((predicted == y)[kinds == i].mean()) for i, k in enumerate(KINDS)
+                    k: float((answers.guess == y)[kinds == i].mean()) for i, k in enumerate(KINDS)
                 }
-            print(f"{label}: {acc:.4f} ({seconds:.0f} s)", flush=True)
+            print(f"{label}: {digits[label]['accuracy']:.4f}", flush=True)
+
+        pages, page_kinds = negative_pages(args.negatives)
+        answers = asyncio.run(classify(url, pages, args.concurrency, {}))
+        negatives: dict[str, dict[str, float]] = {}
+        for kind in dict.fromkeys(page_kinds.tolist()):
+            m = page_kinds == kind
+            confident = answers.probabilities[m].max(axis=1) >= 0.9
+            negatives[kind] = {
+                "count": int(m.sum()),
+                "not_a_digit": float((answers.verdict[m] == "not_a_digit").mean()),
+                "no_ink_422": float((answers.status[m] == 422).mean()),
+                "turned_away": float(
+                    ((answers.verdict[m] == "not_a_digit") | (answers.status[m] == 422)).mean()
+                ),
+                "uncertain": float((answers.verdict[m] == "uncertain").mean()),
+                "digit": float((answers.verdict[m] == "digit").mean()),
+                "digit_confidence_ge_0.9": float(
+                    ((answers.verdict[m] == "digit") & confident).mean()
+                ),
+            }
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
+    points = meta.get("operating_points", {})
     print(
-        f"\nmodel {meta['version']} ({meta['arch']}), offline test accuracy {meta['test_accuracy']:.4f}, "
+        f"\nmodel {meta['version']} ({meta['arch']}), offline test accuracy "
+        f"{meta['test_accuracy']:.4f}, operating points: not_a_digit below "
+        f"{points.get('not_a_digit_below')}, uncertain below {points.get('uncertain_below')}; "
         f"{len(y)} digits over HTTP\n"
     )
-    print("| input | accuracy | errors | seconds |\n|---|---:|---:|---:|")
-    for label, acc, errors, seconds in rows:
-        print(f"| {label} | {acc:.2%} | {errors} | {seconds:.0f} |")
+    print(
+        "| input | accuracy | verdict `digit` | `uncertain` | `not_a_digit` "
+        "| accuracy among `digit` | confidently wrong | ECE |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, r in digits.items():
+        print(
+            f"| {label} | {r['accuracy']:.2%} | {r['digit']:.2%} | {r['uncertain']:.2%} | "
+            f"{r['not_a_digit']:.2%} | {r['accuracy_among_digit']:.2%} | "
+            f"{r['confidently_wrong']:.2%} | {r['ece']:.4f} |"
+        )
     print("\nre-photographed, by kind: " + ", ".join(f"{k} {v:.2%}" for k, v in by_kind.items()))
+    print(
+        "\n| non-digits (held-out generators) | images | turned away | `not_a_digit` "
+        "| 422 no ink | `uncertain` | `digit` | `digit` at confidence ≥ 0.9 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for kind, r in negatives.items():
+        print(
+            f"| {kind} | {r['count']} | {r['turned_away']:.1%} | {r['not_a_digit']:.1%} | "
+            f"{r['no_ink_422']:.1%} | "
+            f"{r['uncertain']:.1%} | {r['digit']:.1%} | {r['digit_confidence_ge_0.9']:.1%} |"
+        )
+    if args.json:
+        args.json.write_text(
+            json.dumps({"digits": digits, "by_kind": by_kind, "negatives": negatives}, indent=2)
+        )
     return 0
 
 

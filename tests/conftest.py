@@ -13,6 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SAMPLE_PATH = Path(__file__).parent / "data" / "mnist_sample.npz"
 # Enough for a model far above chance in ~20 s of CPU; the recipe itself is what's under test.
 FIXTURE_EPOCHS = 8
+FIXTURE_VALIDATION = 250
+FIXTURE_NEGATIVES = 1000
 
 
 @pytest.fixture(scope="session")
@@ -32,14 +34,28 @@ def mnist_sample():
 
 @pytest.fixture(scope="session")
 def model_root(tmp_path_factory: pytest.TempPathFactory, mnist_sample) -> Path:
-    """``models/mnist``-shaped directory holding version 1, trained by the real pipeline."""
+    """``models/mnist``-shaped directory holding version 1, trained by the real pipeline.
+
+    With outlier exposure on the programmatic negatives only (no Fashion-MNIST), so the model
+    is the same on every machine; the validation split is 250 of the 2,500 sample digits.
+    """
+    from training.negatives import load_negatives
     from training.pipeline import train_and_export
     from training.train import TrainConfig
 
     root = tmp_path_factory.mktemp("models") / "mnist"
     # Small batches: enough steps for BatchNorm's moving statistics to settle on 2,500 digits.
-    config = TrainConfig(arch="default", epochs=FIXTURE_EPOCHS, batch_size=32, seed=0, verbose=0)
-    train_and_export(mnist_sample, config, root)
+    config = TrainConfig(
+        arch="default",
+        epochs=FIXTURE_EPOCHS,
+        batch_size=32,
+        seed=0,
+        verbose=0,
+        validation_size=FIXTURE_VALIDATION,
+        negatives=FIXTURE_NEGATIVES,
+    )
+    negatives = load_negatives(FIXTURE_NEGATIVES, seed=0, use_fashion=False)
+    train_and_export(mnist_sample, config, root, negatives=negatives)
     return root
 
 

@@ -56,6 +56,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_OUT,
         help="model root; the new version goes to <out>/<n>/",
     )
+    parser.add_argument(
+        "--validation-size",
+        type=int,
+        default=5000,
+        help="training digits held out for every choice (curves, calibration, thresholds)",
+    )
+    parser.add_argument(
+        "--negatives",
+        type=int,
+        default=None,
+        help="non-digit images for outlier exposure (default: the recipe's, 9,000 for default; "
+        "0 to train on digits only)",
+    )
+    parser.add_argument(
+        "--negatives-data",
+        type=Path,
+        default=None,
+        help="Fashion-MNIST (.npz or a directory of its IDX .gz files) as extra negatives; "
+        "default: cache, Keras download, Debian's dataset-fashion-mnist, else programmatic only",
+    )
     parser.add_argument("--seed", type=int, default=42, help="random seed (recorded)")
     parser.add_argument(
         "--limit",
@@ -98,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    from training.negatives import load_negatives
     from training.pipeline import train_and_export
-    from training.train import TrainConfig
+    from training.train import TrainConfig, negatives_wanted
 
     config = TrainConfig(
         arch=args.arch,
@@ -107,10 +128,32 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         limit=args.limit,
+        validation_size=args.validation_size,
+        negatives=args.negatives,
         verbose=2 if args.quiet else "auto",
     )
-    log.info("training %s on %d images", args.arch, min(len(mnist.x_train), args.limit or 10**9))
-    target = train_and_export(mnist, config, args.out, on_evaluated=print)
+    digits = min(len(mnist.x_train), args.limit or 10**9)
+    wanted = negatives_wanted(config, digits - args.validation_size)
+    negatives = None
+    if wanted:
+        try:
+            negatives = load_negatives(
+                wanted, args.seed, fashion_path=args.negatives_data, cache_dir=args.cache_dir
+            )
+        except (OSError, ValueError, DatasetError) as exc:
+            print(f"error: negatives: {exc}", file=sys.stderr)
+            return 2
+    log.info(
+        "training %s on %d digits (%d held out for validation) and %d negatives: %s",
+        args.arch,
+        digits - args.validation_size,
+        args.validation_size,
+        wanted,
+        ", ".join(f"{s['name']} {s.get('count', 0)}" for s in negatives.sources)
+        if negatives
+        else "digits only",
+    )
+    target = train_and_export(mnist, config, args.out, on_evaluated=print, negatives=negatives)
     meta = json.loads((target / "metadata.json").read_text())
     print(
         f"\nexported {target}  arch={meta['arch']}  test_accuracy={meta['test_accuracy']:.4f}  "

@@ -140,8 +140,31 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    ev = evaluate_probabilities(predict_saved_model(version_dir, mnist.x_test), mnist.y_test)
-    print(json.dumps(ev.to_dict()) if args.json else f"{version_dir}\n{format_evaluation(ev)}")
+    probs = predict_saved_model(version_dir, mnist.x_test)
+    ev = evaluate_probabilities(probs, mnist.y_test)
+    result: dict[str, object] = ev.to_dict()
+    text = f"{version_dir}\n{format_evaluation(ev)}"
+    meta_path = version_dir / "metadata.json"
+    points = json.loads(meta_path.read_text()).get("operating_points") if meta_path.is_file() else None
+    if points:
+        from training.calibrate import OperatingPoints, calibration_metrics, verdict_rates
+
+        rates = verdict_rates(
+            probs,
+            mnist.y_test,
+            OperatingPoints(points["not_a_digit_below"], points["uncertain_below"]),
+        )
+        calibration = calibration_metrics(probs, mnist.y_test)
+        result |= {"verdicts": rates, "calibration": calibration}
+        text += (
+            f"\n\nverdicts (not_a_digit below {points['not_a_digit_below']}, uncertain below "
+            f"{points['uncertain_below']}): "
+            + ", ".join(f"{k} {v:.4f}" for k, v in rates.items())
+            + f"\ncalibration: ECE {calibration['ece']:.4f}, equal-mass ECE "
+            f"{calibration['ece_equal_mass']:.4f}, NLL {calibration['nll']:.4f}, "
+            f"Brier {calibration['brier']:.4f}"
+        )
+    print(json.dumps(result) if args.json else text)
     return 0
 
 

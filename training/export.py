@@ -1,7 +1,8 @@
 """Versioned, atomic export: the whole contract between ``training/`` and ``app/``.
 
 ``<root>/<n>/`` holds a SavedModel (TensorFlow Serving layout) whose ``serving_default`` signature
-takes ``image``: float32 [None,28,28,1] in [0,1] and returns ``probabilities``: float32 [None,10],
+takes ``image``: float32 [None,28,28,1] in [0,1] and returns ``probabilities``: float32 [None,10]
+(calibrated: the fitted temperature is part of the graph),
 plus ``metadata.json``, ``report/`` and ``model.tflite``: the same signature converted to
 TensorFlow Lite, which the service runs once it has checked it against the SavedModel (a Python
 call of the SavedModel signature costs ~1 ms before any arithmetic; the TFLite interpreter
@@ -29,12 +30,28 @@ REPORT_DIR = "report"
 TFLITE_FILE = "model.tflite"
 
 
-def write_saved_model(model: keras.Model, path: Path) -> None:
+def calibrated(model: keras.Model, temperature: float) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The network's probabilities with temperature scaling applied: softmax(log p / T).
+
+    Baked into the signature (and so into the TFLite copy converted from it) rather than left
+    to each reader, so that nobody can serve the uncalibrated numbers by mistake.
+    """
+    inverse = tf.constant(1.0 / temperature, tf.float32)
+
+    def serve(image: tf.Tensor) -> tf.Tensor:
+        probs = model(image, training=False)
+        return tf.nn.softmax(tf.math.log(tf.maximum(probs, 1e-30)) * inverse, axis=-1)
+
+    return serve
+
+
+def write_saved_model(model: keras.Model, path: Path, temperature: float = 1.0) -> None:
     archive = keras.export.ExportArchive()
     archive.track(model)
+    serve = calibrated(model, temperature)
     archive.add_endpoint(
         name=SIGNATURE,
-        fn=lambda image: {OUTPUT_NAME: model(image, training=False)},
+        fn=lambda image: {OUTPUT_NAME: serve(image)},
         input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name=INPUT_NAME)],
     )
     archive.write_out(str(path), verbose=False)
@@ -54,6 +71,7 @@ def export_version(
     model: keras.Model,
     root: Path,
     finish: Callable[[Path, int], None],
+    temperature: float = 1.0,
 ) -> Path:
     """Write the SavedModel, let ``finish(staging_dir, version)`` add metadata and report, publish.
 
@@ -62,7 +80,7 @@ def export_version(
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     try:
-        write_saved_model(model, staging)
+        write_saved_model(model, staging, temperature)
         write_tflite(staging)
         version = next_version(root)
         finish(staging, version)

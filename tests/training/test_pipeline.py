@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import export
+from tests.conftest import FIXTURE_NEGATIVES, FIXTURE_VALIDATION
+from training import calibrate, export
 from training.__main__ import main as training_main
 from training.evaluate import (
     evaluate_probabilities,
@@ -19,7 +20,7 @@ from training.evaluate import (
     resolve_version_dir,
 )
 from training.models import build_seed
-from training.train import augment_batch, scale_images
+from training.train import augment_batch, scale_images, split_validation
 from training.versions import existing_versions
 
 
@@ -51,7 +52,10 @@ def test_metadata_describes_the_artifact(model_dir: Path, mnist_sample) -> None:
     assert meta["seed"] == 0
     assert meta["parameters"] > 100_000
     assert meta["epochs"] == len(meta["history"]["loss"])
-    assert meta["train_examples"] == len(mnist_sample.x_train)
+    assert meta["train_examples"] == len(mnist_sample.x_train) - FIXTURE_VALIDATION
+    assert meta["validation"]["size"] == FIXTURE_VALIDATION
+    assert meta["negatives"]["count"] == FIXTURE_NEGATIVES
+    assert {s["kind"] for s in meta["negatives"]["sources"]} >= {"letters", "shapes"}
     assert meta["signature"] == "serving_default"
     assert meta["data"]["sha256"]["y_test"] == mnist_sample.sha256s()["y_test"]
     # Metrics are the exported model's, recomputed here through the signature.
@@ -68,6 +72,53 @@ def test_metadata_describes_the_artifact(model_dir: Path, mnist_sample) -> None:
         png = (model_dir / name).read_bytes()
         assert png.startswith(b"\x89PNG"), name
         assert len(png) > 5_000, f"{name} looks empty"
+
+
+def test_validation_is_split_off_the_training_digits_not_the_test_set(
+    model_dir: Path, mnist_sample
+) -> None:
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    split = split_validation(mnist_sample.x_train, mnist_sample.y_train, FIXTURE_VALIDATION, 0)
+    assert meta["validation"]["indices_sha256"] == split.describe(0)["indices_sha256"]
+    # The learning curves' validation accuracy is the split's, not the test set's: the last
+    # epoch's figure is what the exported model scores on those 250 training digits.
+    val_acc = (predict_saved_model(model_dir, split.x_val).argmax(1) == split.y_val).mean()
+    assert meta["history"]["val_accuracy"][-1] == pytest.approx(val_acc, abs=1e-6)
+
+
+def test_the_signature_serves_the_fitted_temperature(model_dir: Path, mnist_sample) -> None:
+    """Undoing the recorded temperature on the artifact gives back the raw network's numbers."""
+    meta = json.loads((model_dir / "metadata.json").read_text())["calibration"]
+    split = split_validation(mnist_sample.x_train, mnist_sample.y_train, FIXTURE_VALIDATION, 0)
+    served = predict_saved_model(model_dir, split.x_val)
+    temperature = meta["temperature"]
+    assert temperature != pytest.approx(1.0, abs=1e-3), "nothing to calibrate is implausible"
+    raw = calibrate.apply_temperature(served, 1.0 / temperature)
+    assert calibrate.nll(raw, split.y_val) == pytest.approx(
+        meta["validation"]["before"]["nll"], rel=1e-3
+    )
+    assert calibrate.nll(served, split.y_val) == pytest.approx(
+        meta["validation"]["after"]["nll"], rel=1e-6
+    )
+    assert meta["validation"]["after"]["nll"] <= meta["validation"]["before"]["nll"]
+
+
+def test_operating_points_are_fitted_and_reported(model_dir: Path, mnist_sample) -> None:
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    points = meta["operating_points"]
+    assert 0 < points["not_a_digit_below"] <= points["uncertain_below"] < 1
+    # The test-set verdict figures are what the points give on the exported model.
+    probs = predict_saved_model(model_dir, mnist_sample.x_test)
+    rates = calibrate.verdict_rates(
+        probs,
+        mnist_sample.y_test,
+        calibrate.OperatingPoints(points["not_a_digit_below"], points["uncertain_below"]),
+    )
+    assert meta["test_verdicts"] == pytest.approx(rates)
+    kinds = meta["negatives"]["held_out"]["kinds"]
+    assert {"letters", "shapes", "noise"} <= set(kinds)
+    # Even this small model turns most held-out non-digits away.
+    assert np.mean([row["not_a_digit"] for row in kinds.values()]) > 0.5
 
 
 def test_the_tflite_copy_answers_like_the_saved_model(model_dir: Path, mnist_sample) -> None:
