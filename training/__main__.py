@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--negatives",
         type=int,
         default=None,
-        help="non-digit images for outlier exposure (default: the recipe's, 9,000 for default; "
+        help="non-digit images for outlier exposure (default: the recipe's, 15,000 for default; "
         "0 to train on digits only)",
     )
     parser.add_argument(

@@ -79,7 +79,9 @@ def _ece(confidence: np.ndarray, correct: np.ndarray, edges: np.ndarray) -> floa
     return float(total)
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+def expected_calibration_error(
+    probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> float:
     confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
     return _ece(confidence, correct, np.linspace(0.0, 1.0, bins + 1))
 
@@ -183,9 +185,7 @@ def fit_operating_points(
         MIN_UNCERTAIN_BELOW, lowest_safe_threshold(probs, labels), not_a_digit_below
     )
     # Four decimals, rounded towards rejecting: what is written is what was checked.
-    points = OperatingPoints(
-        float(np.floor(not_a_digit_below * 1e4) / 1e4), float(uncertain_below)
-    )
+    points = OperatingPoints(float(np.floor(not_a_digit_below * 1e4) / 1e4), float(uncertain_below))
     return points, operating_rates(
         points, clean_probs, clean_labels, hard_probs, hard_labels, negative_probs
     )

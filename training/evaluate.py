@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, object] = ev.to_dict()
     text = f"{version_dir}\n{format_evaluation(ev)}"
     meta_path = version_dir / "metadata.json"
-    points = json.loads(meta_path.read_text()).get("operating_points") if meta_path.is_file() else None
+    points = (
+        json.loads(meta_path.read_text()).get("operating_points") if meta_path.is_file() else None
+    )
     if points:
         from training.calibrate import OperatingPoints, calibration_metrics, verdict_rates
 

@@ -48,7 +48,17 @@ MNIST_BOX = 20  # longer side of the ink's box inside the 28x28 frame, as in MNI
 MNIST_CENTRE = 14.0
 BOX_THRESHOLD = 0.2  # fraction of the peak that counts as ink when finding the box
 
-TRAIN_KINDS: tuple[str, ...] = ("letters", "words", "shapes", "scribbles", "textures", "noise")
+TRAIN_KINDS: tuple[str, ...] = (
+    "letters",
+    "words",
+    "shapes",
+    "scribbles",
+    "textures",
+    "noise",
+    "loops",
+    "strokes",
+    "specks",
+)
 HELD_OUT_KINDS: tuple[str, ...] = ("letters", "words", "shapes", "doodles", "photos", "noise")
 
 # Letters a digit can be mistaken for (or that a sloppy digit can look like): training the model
@@ -67,7 +77,21 @@ FASHION_TRAIN_IMAGES_SHAPE: tuple[int, ...] = (60000, 28, 28)
 FASHION_IDX_STEM = "train-images-idx3-ubyte"
 FASHION_CACHE_FILENAME = "fashion-mnist.npz"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MAX_FRACTION = 0.4  # the rest of the negatives stay programmatic, so kinds stay mixed
+FASHION_MAX_FRACTION = 0.3  # the rest of the negatives stay programmatic, so kinds stay mixed
+# How the programmatic training negatives are shared out. Letters weigh most: an A, an H or
+# a Y is nearer a 4 than any scribble is to a digit, and needs the most examples to be told
+# apart; dense textures, noise and specks are easy and mostly turned away as having no ink.
+TRAIN_KIND_WEIGHTS: dict[str, float] = {
+    "letters": 3.0,
+    "words": 1.0,
+    "shapes": 1.5,
+    "scribbles": 1.0,
+    "textures": 0.5,
+    "noise": 0.5,
+    "loops": 1.5,
+    "strokes": 1.5,
+    "specks": 0.5,
+}
 # Fashion-MNIST images whose ink box is narrower than this fraction of its height are left out:
 # framed to 20 px tall, trousers and narrow dresses are a thick 1, and rejecting them would teach
 # the model to reject 1s. That drops 7,782 images (13%), among them 5,417 of the 6,000 trousers
@@ -216,6 +240,15 @@ def render_ink(kind: str, n: int, seed: int, *, held_out: bool = False) -> list[
     return [draw(rng) for _ in range(n)]
 
 
+def split_weighted(n: int, weights: dict[str, float]) -> list[tuple[str, int]]:
+    """``n`` shared out in proportion to ``weights`` (largest remainders get the rest)."""
+    kinds = list(weights)
+    exact = n * np.array([weights[k] for k in kinds]) / sum(weights.values())
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(counts - exact, kind="stable")[: n - counts.sum()]] += 1
+    return [(kind, int(count)) for kind, count in zip(kinds, counts, strict=True)]
+
+
 def split_evenly(n: int, kinds: Sequence[str]) -> list[tuple[str, int]]:
     """``n`` spread over ``kinds`` as evenly as integers allow; the first kinds get the rest."""
     if not kinds:
@@ -238,13 +271,18 @@ def synthetic_negatives(
 
 
 def _synthetic(
-    n: int, seed: int, *, held_out: bool, kinds: Sequence[str] | None
+    n: int,
+    seed: int,
+    *,
+    held_out: bool,
+    kinds: Sequence[str] | None,
+    weights: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, list[tuple[str, int]]]:
     if kinds is None:
         kinds = available_held_out_kinds() if held_out else TRAIN_KINDS
         if held_out and len(kinds) < len(HELD_OUT_KINDS):
             log.warning("held-out negatives without 'photos': scikit-image is not installed")
-    counts = split_evenly(n, kinds)
+    counts = split_weighted(n, weights) if weights else split_evenly(n, kinds)
     frames = [
         mnist_frame(ink)
         for kind, count in counts
@@ -271,8 +309,8 @@ def load_negatives(
     cache_dir: Path | None = None,
     use_fashion: bool = True,
 ) -> Negatives:
-    """``n`` training negatives: up to 40% Fashion-MNIST where a source has it, the rest split
-    evenly over TRAIN_KINDS, shuffled together.
+    """``n`` training negatives: up to 30% Fashion-MNIST where a source has it, the rest shared
+    over TRAIN_KINDS by TRAIN_KIND_WEIGHTS, shuffled together.
 
     Fashion-MNIST gives real, varied, non-digit shapes the generators cannot imagine; the cap
     keeps the programmatic kinds (the ones that look like pen on paper) in the majority. A
@@ -320,7 +358,9 @@ def load_negatives(
                 }
             )
 
-    synthetic, counts = _synthetic(n - len(labels), seed, held_out=False, kinds=TRAIN_KINDS)
+    synthetic, counts = _synthetic(
+        n - len(labels), seed, held_out=False, kinds=TRAIN_KINDS, weights=TRAIN_KIND_WEIGHTS
+    )
     start = 0
     for kind, count in counts:
         block = synthetic[start : start + count]
@@ -667,7 +707,57 @@ def _hershey_text(rng: Rng, words: bool) -> np.ndarray:
     return _warp(canvas.astype(np.float32) / 255.0, _affine(rng, rotate=20, shear=0.3, squash=0.2))
 
 
+def _arc(cx: float, cy: float, r: float, start: float, end: float, n: int = 12) -> np.ndarray:
+    """Points along a circular arc (angles in degrees, y pointing down like the page)."""
+    a = np.deg2rad(np.linspace(start, end, n))
+    return np.stack([cx + r * np.cos(a), cy - r * np.sin(a)], axis=1)
+
+
+def _line(*points: tuple[float, float]) -> np.ndarray:
+    return np.array(points, np.float64)
+
+
+# Capital letters as a hand draws them: pen strokes in a unit box (x right, y down). Only
+# letters of ALPHABET; each stroke is a polyline that _draw renders with a round pen.
+_HAND_LETTERS: dict[str, list[np.ndarray]] = {
+    "A": [_line((0, 1), (0.5, 0), (1, 1)), _line((0.22, 0.6), (0.78, 0.6))],
+    "C": [_arc(0.55, 0.5, 0.5, 50, 310, 16)],
+    "E": [_line((0.9, 0), (0.1, 0), (0.1, 1), (0.9, 1)), _line((0.1, 0.5), (0.7, 0.5))],
+    "F": [_line((0.9, 0), (0.1, 0), (0.1, 1)), _line((0.1, 0.5), (0.7, 0.5))],
+    "H": [_line((0.1, 0), (0.1, 1)), _line((0.9, 0), (0.9, 1)), _line((0.1, 0.5), (0.9, 0.5))],
+    "K": [_line((0.15, 0), (0.15, 1)), _line((0.9, 0), (0.15, 0.55)), _line((0.35, 0.4), (0.9, 1))],
+    "M": [_line((0, 1), (0.1, 0), (0.5, 0.7), (0.9, 0), (1, 1))],
+    "N": [_line((0.1, 1), (0.1, 0), (0.9, 1), (0.9, 0))],
+    "P": [np.vstack([_line((0.15, 1), (0.15, 0)), _arc(0.4, 0.27, 0.27, 90, -90, 12)])],
+    "R": [
+        np.vstack([_line((0.15, 1), (0.15, 0)), _arc(0.4, 0.27, 0.27, 90, -90, 12)]),
+        _line((0.4, 0.54), (0.9, 1)),
+    ],
+    "V": [_line((0, 0), (0.5, 1), (1, 0))],
+    "W": [_line((0, 0), (0.25, 1), (0.5, 0.35), (0.75, 1), (1, 0))],
+    "X": [_line((0.05, 0), (0.95, 1)), _line((0.95, 0), (0.05, 1))],
+    "Y": [_line((0.05, 0), (0.5, 0.5), (0.95, 0)), _line((0.5, 0.5), (0.5, 1))],
+}
+
+
+def _hand_letter(rng: Rng) -> np.ndarray:
+    """A capital drawn in pen strokes with a wobbly hand: what people write on the page.
+
+    Fonts alone teach the network what printed letters look like; users who try the service
+    with a letter draw it, stroke by stroke, the way they draw digits.
+    """
+    letter = list(_HAND_LETTERS)[int(rng.integers(len(_HAND_LETTERS)))]
+    width = rng.uniform(0.6, 1.1)
+    strokes: list[Stroke] = []
+    for stroke in _HAND_LETTERS[letter]:
+        points = stroke * np.array([width, 1.0]) + rng.normal(0, 0.035, stroke.shape)
+        strokes.append((points, False))
+    return _draw((strokes, []), rng)
+
+
 def _train_letters(rng: Rng) -> np.ndarray:
+    if rng.random() < 0.5:
+        return _hand_letter(rng)
     return _hershey_text(rng, words=False)
 
 
@@ -811,6 +901,91 @@ def _train_noise(rng: Rng) -> np.ndarray:
     if sigma:
         grain = cv2.GaussianBlur(grain, (0, 0), sigma)
     return np.clip(grain, 0, 1)
+
+
+def _train_loops(rng: Rng) -> np.ndarray:
+    """Closed curves that are not a 0: a cusp or a point on the outline, marks inside or out.
+
+    A plain round loop is a 0, so every loop here has what a 0 never has: a sharp corner in
+    its outline (a drop, a leaf, a kidney with a notch) or one to three marks of its own
+    (dots, dashes, a small arc) inside or beside it.
+    """
+    t = np.linspace(0, 2 * np.pi, 96, endpoint=False)
+    radius = np.ones_like(t)
+    for harmonic in range(2, 5):
+        radius += rng.uniform(-0.12, 0.12) * np.cos(harmonic * t + rng.uniform(0, 2 * np.pi))
+    pointed = rng.random() < 0.5
+    at = rng.uniform(0, 2 * np.pi)
+    gap = np.abs(np.angle(np.exp(1j * (t - at))))
+    if pointed:  # pull the outline out into a sharp point (a drop, a leaf)
+        radius += rng.uniform(0.6, 1.0) * np.exp(-gap / rng.uniform(0.1, 0.2))
+    elif rng.random() < 0.5:  # or push a deep notch into it (a kidney, a heart's top)
+        radius -= rng.uniform(0.35, 0.55) * np.exp(-gap / rng.uniform(0.1, 0.2))
+    aspect = rng.uniform(0.8, 1.3)
+    outline = np.stack([radius * np.cos(t) * aspect, radius * np.sin(t)], axis=1)
+    strokes: list[Stroke] = [(outline, True)]
+    fills: list[np.ndarray] = []
+    marks = int(rng.integers(0 if pointed else 1, 4))
+    for _ in range(marks):
+        centre = rng.uniform(-0.45, 0.45, 2)  # inside: a 0 is empty
+        kind = rng.integers(3)
+        if kind == 0:  # a dot
+            fills.append(_circle(12, float(rng.uniform(0.08, 0.15)), (centre[0], centre[1])))
+        elif kind == 1:  # a dash
+            angle = rng.uniform(0, np.pi)
+            half = rng.uniform(0.15, 0.35) * np.array([np.cos(angle), np.sin(angle)])
+            strokes.append((np.array([centre - half, centre + half]), False))
+        else:  # a small arc
+            a = np.linspace(0, rng.uniform(1.5, 3.0), 10) + rng.uniform(0, 2 * np.pi)
+            r = rng.uniform(0.2, 0.4)
+            strokes.append(
+                (np.stack([centre[0] + r * np.cos(a), centre[1] + r * np.sin(a)], 1), False)
+            )
+    return _draw((strokes, fills), rng, pen=_pen(rng, 1.3, 2.6))
+
+
+def _train_strokes(rng: Rng) -> np.ndarray:
+    """Straight strokes that meet at sharp angles: ticks, zig-zags, asterisks, angle brackets.
+
+    Drawn so that no digit's skeleton fits: a tick falls then rises (no digit does), a zig-zag
+    turns back at least three times, an asterisk crosses three or four lines at one point.
+    """
+    choice = rng.integers(3)
+    if choice == 0:  # a tick: a short fall to the right, a long rise to the right
+        down = np.deg2rad(rng.uniform(30, 70))
+        up = np.deg2rad(rng.uniform(40, 75))
+        first = rng.uniform(0.3, 0.6)
+        second = first * rng.uniform(1.6, 3.0)
+        corner = np.array([first * np.cos(down), first * np.sin(down)])
+        end = corner + np.array([second * np.cos(up), -second * np.sin(up)])
+        path = np.array([[0.0, 0.0], corner, end])
+        if rng.random() < 0.5:  # mirrored tick
+            path[:, 0] *= -1
+        return _draw(([(path, False)], []), rng)
+    if choice == 1:  # zig-zag with 4-6 sharp turns
+        teeth = int(rng.integers(4, 7))
+        x = np.linspace(-1, 1, teeth + 1) + rng.normal(0, 0.05, teeth + 1)
+        y = np.where(np.arange(teeth + 1) % 2 == 0, -1.0, 1.0) * rng.uniform(0.3, 0.8)
+        return _draw(([(np.stack([x, y], 1), False)], []), rng)
+    lines = int(rng.integers(3, 5))  # an asterisk
+    start = rng.uniform(0, np.pi)
+    strokes: list[Stroke] = []
+    for i in range(lines):
+        angle = start + i * np.pi / lines + rng.normal(0, 0.08)
+        half = rng.uniform(0.8, 1.0) * np.array([np.cos(angle), np.sin(angle)])
+        strokes.append((np.array([-half, half]), False))
+    return _draw((strokes, []), rng)
+
+
+def _train_specks(rng: Rng) -> np.ndarray:
+    """Scattered blots and dots of several sizes: dust, spatter, a sprinkle of ink."""
+    size = int(rng.integers(40, 97))
+    canvas = np.zeros((size, size), np.float32)
+    for _ in range(int(rng.integers(6, 60))):
+        centre = (int(rng.integers(size)), int(rng.integers(size)))
+        radius = max(1, round(float(rng.gamma(1.5, size / 60))))
+        cv2.circle(canvas, centre, radius, float(rng.uniform(0.6, 1.0)), -1, cv2.LINE_AA)
+    return cv2.GaussianBlur(canvas, (0, 0), 0.6)
 
 
 # ---------------------------------------------------------------------------- held-out kinds
@@ -1086,6 +1261,9 @@ _TRAIN: dict[str, Callable[[Rng], np.ndarray]] = {
     "scribbles": _train_scribbles,
     "textures": _train_textures,
     "noise": _train_noise,
+    "loops": _train_loops,
+    "strokes": _train_strokes,
+    "specks": _train_specks,
 }
 _HELD_OUT: dict[str, Callable[[Rng], np.ndarray]] = {
     "letters": _held_out_letters,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -120,9 +121,7 @@ def train_and_export(
         val = predict_saved_model(staging, split.x_val)
         hard_x = augmented_copy(split.x_val, config.seed)
         hard = predict_saved_model(staging, hard_x)
-        neg_x, neg_kinds = held_out_negatives(
-            HELD_OUT_PER_KIND, config.seed + HELD_OUT_SEED_OFFSET
-        )
+        neg_x, neg_kinds = held_out_negatives(HELD_OUT_PER_KIND, config.seed + HELD_OUT_SEED_OFFSET)
         neg = predict_saved_model(staging, neg_x) if len(neg_x) else np.zeros((0, 10))
         points, rates = calibrate.fit_operating_points(val, split.y_val, hard, split.y_val, neg)
         by_kind = rejection_by_kind(neg, neg_kinds, points) if len(neg) else {}
@@ -149,7 +148,7 @@ def train_and_export(
             points=points,
             rejection=by_kind,
         )
-        metadata = {
+        metadata: dict[str, Any] = {
             "version": str(version),
             "arch": config.arch,
             "parameters": int(result.model.count_params()),
@@ -234,12 +233,13 @@ def train_and_export(
     return export_version(result.model, out, finish, temperature=temperature)
 
 
-def format_verdicts(metadata: dict[str, object]) -> str:
+def format_verdicts(metadata: dict[str, Any]) -> str:
     """Calibration and verdict figures for the console, after the test evaluation."""
-    cal = metadata["calibration"]
-    points = metadata["operating_points"]
-    tv = metadata["test_verdicts"]
-    assert isinstance(cal, dict) and isinstance(points, dict) and isinstance(tv, dict)
+    cal, points, tv = (
+        metadata["calibration"],
+        metadata["operating_points"],
+        metadata["test_verdicts"],
+    )
     before, after = cal["test"]["before"], cal["test"]["after"]
     lines = [
         f"temperature {cal['temperature']:.3f} (fitted on {cal['fitted_on']})",
@@ -251,8 +251,6 @@ def format_verdicts(metadata: dict[str, object]) -> str:
         f"{tv['accuracy_among_digit']:.4f}, not_a_digit {tv['not_a_digit']:.4f}, "
         f"confidently wrong {tv['confidently_wrong']:.4f}",
     ]
-    negatives = metadata["negatives"]
-    assert isinstance(negatives, dict)
-    for kind, row in negatives["held_out"]["kinds"].items():
+    for kind, row in metadata["negatives"]["held_out"]["kinds"].items():
         lines.append(f"held-out negatives {kind:>8}: not_a_digit {row['not_a_digit']:.3f}")
     return "\n".join(lines)

@@ -176,14 +176,19 @@ def test_api_classifies_mnist_digits(stack: Stack) -> None:
             response = client.post("/predict", files=files)
             assert response.status_code == 200, f"test digit #{i}: {response.text}"
             body = response.json()
-            assert 0 <= body["digit"] <= 9
+            assert 0 <= body["best_guess"] <= 9
+            assert body["verdict"] in {"digit", "uncertain", "not_a_digit"}
+            # A digit only when the service judged it one; null otherwise.
+            assert (body["digit"] is None) == (body["verdict"] == "not_a_digit")
             assert len(body["probabilities"]) == 10
             assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-3)
             assert body["model_version"] == "1"
-            correct += body["digit"] == int(y_test[i])
+            correct += body["best_guess"] == int(y_test[i])
         # The image's stripped TensorFlow still runs the TFLite copy training wrote.
         model = client.get("/model").json()
         assert (model["backend"], model["tflite"]["file"]) == ("tflite", "model.tflite")
+        # The trainer in the image fitted operating points, and the service serves them.
+        assert model["operating_points"]["source"] == "metadata"
     # Chance is 5 of 50; the quick model gets 44 (94% on MNIST test, a bit less through the
     # photo pipeline, which re-centres digits that MNIST had already centred).
     assert correct >= 40, f"only {correct}/{len(picks)} MNIST test digits classified right"

@@ -267,6 +267,15 @@ def no_system_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(negatives, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
 
 
+def test_programmatic_kinds_are_shared_out_by_weight(tmp_path: Path) -> None:
+    got = load_negatives(1100, 1, cache_dir=tmp_path, use_fashion=False)
+    counts = {s["kind"]: s["count"] for s in got.sources}
+    total = sum(negatives.TRAIN_KIND_WEIGHTS.values())
+    for kind, weight in negatives.TRAIN_KIND_WEIGHTS.items():
+        assert counts[kind] == pytest.approx(1100 * weight / total, abs=1)
+    assert counts["letters"] > 2 * counts["scribbles"]
+
+
 def test_programmatic_only(tmp_path: Path) -> None:
     got = load_negatives(30, 1, cache_dir=tmp_path, use_fashion=False)
     assert isinstance(got, Negatives)
@@ -317,17 +326,19 @@ def test_fashion_from_path_is_framed_and_recorded(tmp_path: Path, fake_fashion: 
     got = load_negatives(40, 3, fashion_path=write_idx_dir(tmp_path / "f", fake_fashion))
     assert got.x.shape == (40, 28, 28)
     fashion_rows = got.x[got.kinds == "fashion-mnist"]
-    assert len(fashion_rows) == 16  # 40% of 40
+    assert len(fashion_rows) == 12  # 30% of 40
     framed = {mnist_frame(image / 255.0).tobytes() for image in fake_fashion[5:]}
     assert all(row.tobytes() in framed for row in fashion_rows), "trousers are never used"
     source = got.sources[0]
     assert source["name"] == "fashion-mnist"
-    assert source["count"] == 16
+    assert source["count"] == 12
     assert source["origin"] == str(tmp_path / "f")
     assert source["sha256"] == negatives.FASHION_TRAIN_IMAGES_SHA256
     assert source["excluded_tall_thin"] == 5
-    assert sum(c for s in got.sources[1:] if isinstance(c := s["count"], int)) == 24
-    assert set(got.kinds) == {"fashion-mnist", *TRAIN_KINDS}
+    assert sum(c for s in got.sources[1:] if isinstance(c := s["count"], int)) == 28
+    # 28 programmatic rows shared by weight: every kind with a weight of at least 1 is there.
+    heavy = {k for k, w in negatives.TRAIN_KIND_WEIGHTS.items() if w >= 1}
+    assert {"fashion-mnist", *heavy} <= set(got.kinds)
     # An .npz with x_train works the same and gives the same negatives.
     np.savez(tmp_path / "f.npz", x_train=fake_fashion)
     from_npz = load_negatives(40, 3, fashion_path=tmp_path / "f.npz")
@@ -337,13 +348,13 @@ def test_fashion_from_path_is_framed_and_recorded(tmp_path: Path, fake_fashion: 
 @pytest.mark.usefixtures("no_system_sources")
 def test_no_fashion_source_warns_and_continues(tmp_path: Path, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="training.negatives"):
-        got = load_negatives(12, 0, cache_dir=tmp_path)
+        got = load_negatives(30, 0, cache_dir=tmp_path)
     assert "Fashion-MNIST unavailable" in caplog.text
     assert got.sources[0]["name"] == "fashion-mnist"
     assert got.sources[0]["count"] == 0
     assert "MNIST_OFFLINE" in str(got.sources[0]["unavailable"])
     assert set(got.kinds) == set(TRAIN_KINDS)
-    assert len(got.x) == 12
+    assert len(got.x) == 30
 
 
 @pytest.mark.usefixtures("no_system_sources")
@@ -422,5 +433,5 @@ def test_real_debian_fashion_mnist_loads_and_verifies(
     assert negatives.array_sha256(images) == negatives.FASHION_TRAIN_IMAGES_SHA256
     got = load_negatives(50, 0, cache_dir=tmp_path)  # now from the cache it just wrote
     assert got.sources[0]["origin"] == f"cache:{tmp_path / 'fashion-mnist.npz'}"
-    assert got.sources[0]["count"] == 20
+    assert got.sources[0]["count"] == 15
     assert got.sources[0]["excluded_tall_thin"] == 7782  # mostly trousers and dresses

@@ -35,7 +35,8 @@ def test_validation_split_refuses_impossible_sizes(mnist_sample, size: int) -> N
 def test_soft_targets_one_hot_then_uniform() -> None:
     targets = soft_targets(np.array([3, 0]), negatives=2)
     assert targets.shape == (4, 10)
-    assert targets[0].argmax() == 3 and targets[0].max() == 1.0
+    assert targets[0].argmax() == 3
+    assert targets[0].max() == 1.0
     assert targets[1].argmax() == 0
     np.testing.assert_allclose(targets[2:], 0.1)
     np.testing.assert_allclose(targets.sum(axis=1), 1.0)
