@@ -76,7 +76,7 @@ bench: setup  ## load-test the service beside the ceiling and naive references (
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.run
 
-accuracy: setup  ## all 10,000 MNIST test digits through POST /predict, as PNGs and re-photographed
+accuracy: setup  ## all 10,000 MNIST test digits (PNG and re-photographed) and held-out non-digits through POST /predict: accuracy, verdicts, calibration
 	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.accuracy_over_http
 
 # ---- hardening: load soak, coverage-guided fuzzing, dependency audit (tests/hardening, fuzz/)

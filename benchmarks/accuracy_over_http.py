@@ -85,6 +85,24 @@ async def classify(url: str, images: list[bytes], concurrency: int, params: dict
     return answers
 
 
+def calibration_row(
+    answers: Answers, labels: np.ndarray, temperature: float
+) -> dict[str, dict[str, float]]:
+    """ECE, NLL, Brier of the served probabilities, and of the same with the temperature undone.
+
+    The service only ever returns calibrated probabilities; undoing the model's temperature
+    (softmax(T * log p)) recovers what the network said before calibration.
+    """
+    from training.calibrate import apply_temperature, calibration_metrics
+
+    ok = answers.ok
+    served, y = answers.probabilities[ok], labels[ok]
+    return {
+        "before": calibration_metrics(apply_temperature(served, 1.0 / temperature), y),
+        "after": calibration_metrics(served, y),
+    }
+
+
 def digit_row(answers: Answers, labels: np.ndarray) -> dict[str, float]:
     from training.calibrate import expected_calibration_error
 
@@ -164,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     meta = json.loads((resolve_version_dir(args.model_dir) / "metadata.json").read_text())
 
     proc, url = start_service(args.model_dir)
+    temperature = float(meta.get("calibration", {}).get("temperature", 1.0))
     digits: dict[str, dict[str, float]] = {}
+    calibration: dict[str, dict[str, dict[str, float]]] = {}
     try:
         pngs = render(x, lambda i, d: encode_png(d))
         photos = render(x, lambda i, d: photograph(d, KINDS[i % len(KINDS)], seed=i))
@@ -176,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             answers = asyncio.run(classify(url, images, args.concurrency, params))
             digits[label] = {**digit_row(answers, y), "seconds": time.perf_counter() - t}
+            if params == {}:
+                calibration[label] = calibration_row(answers, y, temperature)
             if params == {} and images is photos:
                 kinds = np.arange(len(y)) % len(KINDS)
                 by_kind = {
@@ -224,6 +246,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['not_a_digit']:.2%} | {r['accuracy_among_digit']:.2%} | "
             f"{r['confidently_wrong']:.2%} | {r['ece']:.4f} |"
         )
+    print(f"\n| calibration (temperature {temperature:.3f}) | ECE | equal-mass ECE | NLL | Brier |")
+    print("|---|---:|---:|---:|---:|")
+    for label, row in calibration.items():
+        for when, m in row.items():
+            print(
+                f"| {label}, {when} | {m['ece']:.4f} | {m['ece_equal_mass']:.4f} | "
+                f"{m['nll']:.4f} | {m['brier']:.4f} |"
+            )
     print("\nre-photographed, by kind: " + ", ".join(f"{k} {v:.2%}" for k, v in by_kind.items()))
     print(
         "\n| non-digits (held-out generators) | images | turned away | `not_a_digit` "
@@ -238,7 +268,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.json:
         args.json.write_text(
-            json.dumps({"digits": digits, "by_kind": by_kind, "negatives": negatives}, indent=2)
+            json.dumps(
+                {
+                    "digits": digits,
+                    "calibration": calibration,
+                    "by_kind": by_kind,
+                    "negatives": negatives,
+                },
+                indent=2,
+            )
         )
     return 0
 

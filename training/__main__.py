@@ -59,8 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--validation-size",
         type=int,
-        default=5000,
-        help="training digits held out for every choice (curves, calibration, thresholds)",
+        default=None,
+        help="training digits held out for every choice (curves, calibration, thresholds); "
+        "default 5,000, or a tenth of the digits when --limit leaves fewer than 50,000",
     )
     parser.add_argument(
         "--negatives",
@@ -122,18 +123,22 @@ def main(argv: list[str] | None = None) -> int:
     from training.pipeline import train_and_export
     from training.train import TrainConfig, negatives_wanted
 
+    digits = min(len(mnist.x_train), args.limit or 10**9)
+    validation_size = args.validation_size or min(5000, digits // 10)
+    if not 0 < validation_size < digits:
+        print(f"error: --validation-size must be between 1 and {digits - 1}", file=sys.stderr)
+        return 2
     config = TrainConfig(
         arch=args.arch,
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
         limit=args.limit,
-        validation_size=args.validation_size,
+        validation_size=validation_size,
         negatives=args.negatives,
         verbose=2 if args.quiet else "auto",
     )
-    digits = min(len(mnist.x_train), args.limit or 10**9)
-    wanted = negatives_wanted(config, digits - args.validation_size)
+    wanted = negatives_wanted(config, digits - validation_size)
     negatives = None
     if wanted:
         try:
@@ -146,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info(
         "training %s on %d digits (%d held out for validation) and %d negatives: %s",
         args.arch,
-        digits - args.validation_size,
-        args.validation_size,
+        digits - validation_size,
+        validation_size,
         wanted,
         ", ".join(f"{s['name']} {s.get('count', 0)}" for s in negatives.sources)
         if negatives

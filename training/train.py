@@ -53,6 +53,7 @@ RECIPES: dict[str, Recipe] = {
 }
 
 OE_WEIGHT = 0.5
+EMA_MOMENTUM = 0.999
 
 
 @dataclass
@@ -264,10 +265,19 @@ def train(
         raise ValueError(f"the {config.arch!r} recipe trains on digits only")
 
     model = ARCHITECTURES[config.arch]()
+    ema_momentum = None
     if recipe.peak_lr is not None:
         steps = epochs * math.ceil((len(x_train) + negatives) / batch_size)
+        ema_momentum = min(EMA_MOMENTUM, 1.0 - 8.0 / steps)
         model.compile(
-            optimizer=keras.optimizers.Adam(one_cycle(recipe.peak_lr, steps)),
+            # The weights kept are an exponential average over the last ~1,000 steps (about
+            # two epochs), which smooths out the noise of the final mini-batches. Short runs
+            # average over fewer, so that the random initial weights have faded (e^-8) by the end.
+            optimizer=keras.optimizers.Adam(
+                one_cycle(recipe.peak_lr, steps),
+                use_ema=True,
+                ema_momentum=ema_momentum,
+            ),
             loss=keras.losses.CategoricalCrossentropy(),
             metrics=[DigitAccuracy()],
         )
@@ -319,6 +329,9 @@ def train(
             if negatives
             else None,
             "peak_lr": recipe.peak_lr,
+            "weights": f"exponential moving average, momentum {ema_momentum:.5f}"
+            if ema_momentum
+            else "last step",
             "schedule": "one-cycle (linear warm-up, cosine decay)"
             if recipe.peak_lr
             else "constant",

@@ -265,7 +265,13 @@ NON_DIGITS: dict[str, list[list[tuple[float, float]]]] = {
         [(10.5, 18.0)],
         arc((14, 14), 6.0, (200, 340), 16),
     ],
-    "K": [line((4, 8), (24, 8)), line((4, 20), (14, 9)), line((13, 11), (24, 20))],
+    # A W in one stroke: down, up, down, up (canvas points are (row, column) in 28ths).
+    "W": [
+        line((5, 4), (23, 9))
+        + line((23, 9), (11, 14))
+        + line((11, 14), (23, 19))
+        + line((23, 19), (5, 24))
+    ],
 }
 
 

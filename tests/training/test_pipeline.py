@@ -54,6 +54,7 @@ def test_metadata_describes_the_artifact(model_dir: Path, mnist_sample) -> None:
     assert meta["epochs"] == len(meta["history"]["loss"])
     assert meta["train_examples"] == len(mnist_sample.x_train) - FIXTURE_VALIDATION
     assert meta["validation"]["size"] == FIXTURE_VALIDATION
+    assert meta["recipe"]["weights"].startswith("exponential moving average")
     assert meta["negatives"]["count"] == FIXTURE_NEGATIVES
     assert {s["kind"] for s in meta["negatives"]["sources"]} >= {"letters", "shapes"}
     assert meta["signature"] == "serving_default"
