@@ -378,19 +378,6 @@ def test_operating_points_that_do_not_fit_stop_startup_with_one_line(
     assert app.state.ready is False
 
 
-@pytest.fixture(scope="module")
-def fitted_operating_points(model_dir: Path) -> dict:
-    """The fixture model's own operating points; skips where its training fitted none."""
-    points = json.loads((model_dir / "metadata.json").read_text()).get("operating_points")
-    if points is None:
-        pytest.skip(
-            "the fixture model's metadata.json has no operating_points: its training predates "
-            "outlier exposure and fitted thresholds, so it cannot be expected to tell a letter "
-            "from a digit"
-        )
-    return points
-
-
 def non_digit(kind: str) -> bytes:
     """Dark ink on a white 200x200 page: a capital letter, or concentric squares.
 

@@ -275,19 +275,6 @@ NON_DIGITS: dict[str, list[list[tuple[float, float]]]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def fitted_operating_points(model_dir: Path) -> dict:
-    """The fixture model's own operating points; skips where its training fitted none."""
-    points = json.loads((model_dir / "metadata.json").read_text()).get("operating_points")
-    if points is None:
-        pytest.skip(
-            "the fixture model's metadata.json has no operating_points: its training predates "
-            "outlier exposure and fitted thresholds, so it cannot be expected to tell a face "
-            "or a letter from a digit"
-        )
-    return points
-
-
 @pytest.mark.browser
 @pytest.mark.parametrize("name", NON_DIGITS)
 def test_a_drawn_non_digit_is_not_called_a_digit(
