@@ -10,6 +10,7 @@ class, keeps the model's contract (ten probabilities) exactly what every consume
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ def scale_images(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Split:
-    """The training digits cut in two by a seeded permutation: fit on one, choose on the other."""
+    """The training digits cut in two by a seeded, stratified draw: fit on one, choose on the other."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -82,8 +83,6 @@ class Split:
     val_indices: np.ndarray  # positions in the original training set, sorted
 
     def describe(self, seed: int) -> dict[str, object]:
-        import hashlib
-
         return {
             "size": len(self.y_val),
             "seed": seed,
