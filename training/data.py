@@ -141,18 +141,23 @@ def parse_idx(data: bytes, origin: str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
+def read_idx_file(path: Path) -> np.ndarray:
+    """One IDX file, gzipped (``.gz``) or not; a corrupt one is a DatasetError."""
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DatasetError(f"{path}: corrupt gzip ({exc})") from exc
+    return parse_idx(raw, str(path))
+
+
 def read_idx_dir(directory: Path) -> dict[str, np.ndarray]:
     arrays = {}
     for name, stem in IDX_FILES.items():
         for candidate in (directory / f"{stem}.gz", directory / stem):
             if candidate.is_file():
-                raw = candidate.read_bytes()
-                if candidate.suffix == ".gz":
-                    try:
-                        raw = gzip.decompress(raw)
-                    except (OSError, EOFError) as exc:
-                        raise DatasetError(f"{candidate}: corrupt gzip ({exc})") from exc
-                arrays[name] = parse_idx(raw, str(candidate))
+                arrays[name] = read_idx_file(candidate)
                 break
         else:
             raise DatasetError(f"{directory}: missing {stem}[.gz]")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import glob
-import gzip
 import importlib.util
 import logging
 import os
@@ -39,7 +38,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from training.data import DatasetError, array_sha256, default_cache_dir, parse_idx
+from training.data import DatasetError, array_sha256, default_cache_dir, read_idx_file
 
 log = logging.getLogger(__name__)
 
@@ -432,23 +431,13 @@ def read_fashion(path: Path) -> np.ndarray:
             return _read_fashion_npz(npz)
         for candidate in (path / f"{FASHION_IDX_STEM}.gz", path / FASHION_IDX_STEM):
             if candidate.is_file():
-                return _read_idx_file(candidate)
+                return read_idx_file(candidate)
         raise DatasetError(f"{path}: no {FASHION_IDX_STEM}[.gz] or {FASHION_CACHE_FILENAME}")
     if path.is_file():
         if path.suffix == ".npz":
             return _read_fashion_npz(path)
-        return _read_idx_file(path)
+        return read_idx_file(path)
     raise DatasetError(f"{path}: no such file or directory")
-
-
-def _read_idx_file(path: Path) -> np.ndarray:
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DatasetError(f"{path}: corrupt gzip ({exc})") from exc
-    return parse_idx(raw, str(path))
 
 
 def _read_fashion_npz(path: Path) -> np.ndarray:
