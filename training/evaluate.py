@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,19 +76,30 @@ def resolve_version_dir(path: Path) -> Path:
     return max(versions, key=lambda p: int(p.name))
 
 
+def saved_model_predictor(
+    version_dir: Path, batch_size: int = 1000
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Load the exported signature once; the function maps uint8 (N,28,28) to probabilities."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        x = (images.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
+        out = [
+            serve(**{INPUT_NAME: tf.constant(x[i : i + batch_size])})[OUTPUT_NAME].numpy()
+            for i in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+
+    return predict
+
+
 def predict_saved_model(
     version_dir: Path, images: np.ndarray, batch_size: int = 1000
 ) -> np.ndarray:
     """Class probabilities for uint8 (N,28,28) images via the exported signature."""
-    import tensorflow as tf
-
-    serve = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
-    x = (images.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
-    out = [
-        serve(**{INPUT_NAME: tf.constant(x[i : i + batch_size])})[OUTPUT_NAME].numpy()
-        for i in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(out)
+    return saved_model_predictor(version_dir, batch_size)(images)
 
 
 def predict_tflite(model_path: Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:

@@ -25,8 +25,8 @@ from training.data import Mnist
 from training.evaluate import (
     evaluate_probabilities,
     format_evaluation,
-    predict_saved_model,
     predict_tflite,
+    saved_model_predictor,
 )
 from training.export import METADATA_FILE, REPORT_DIR, TFLITE_FILE, export_version, write_json
 from training.negatives import Negatives, available_held_out_kinds, load_negatives, mnist_frame
@@ -118,16 +118,16 @@ def train_and_export(
 
     def finish(staging: Path, version: int) -> None:
         # The operating points, on the artifact's own (calibrated) probabilities.
-        val = predict_saved_model(staging, split.x_val)
-        hard_x = augmented_copy(split.x_val, config.seed)
-        hard = predict_saved_model(staging, hard_x)
+        predict = saved_model_predictor(staging)  # loaded once for all four sets
+        val = predict(split.x_val)
+        hard = predict(augmented_copy(split.x_val, config.seed))
         neg_x, neg_kinds = held_out_negatives(HELD_OUT_PER_KIND, config.seed + HELD_OUT_SEED_OFFSET)
-        neg = predict_saved_model(staging, neg_x) if len(neg_x) else np.zeros((0, 10))
+        neg = predict(neg_x)
         points, rates = calibrate.fit_operating_points(val, split.y_val, hard, split.y_val, neg)
         by_kind = rejection_by_kind(neg, neg_kinds, points) if len(neg) else {}
 
         # The test set: once, at the end.
-        probs = predict_saved_model(staging, mnist.x_test)
+        probs = predict(mnist.x_test)
         ev = evaluate_probabilities(probs, mnist.y_test)
         uncalibrated = calibrate.apply_temperature(probs, 1.0 / temperature)
         test_verdicts = calibrate.verdict_rates(probs, mnist.y_test, points)
