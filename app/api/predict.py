@@ -7,28 +7,19 @@ The request body is capped by ``MAX_UPLOAD_BYTES`` while it is being received
 from __future__ import annotations
 
 import base64
-import logging
 import time
-from collections.abc import Callable
 from typing import Annotated
 
-import anyio
-import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from app.api.deps import Serving, ServingDep
+from app.api.deps import ServingDep
+from app.api.images import prepare, prepare_many
 from app.api.uploads import multipart_body, read_uploads
-from app.errors import ImageError, InvalidImage
+from app.errors import ImageError
 from app.observability import REQUEST_STARTED_KEY, add_log_fields
-from app.preprocessing import (
-    png_size,
-    preprocess_image,
-    preprocess_naive,
-    refuse_early,
-    to_png_bytes,
-)
+from app.preprocessing import to_png_bytes
 from app.schemas import (
     PREDICTION_EXAMPLES,
     Alternative,
@@ -39,14 +30,10 @@ from app.schemas import (
     Include,
     Prediction,
     PredictOptions,
-    Preprocess,
     Timing,
     named_examples,
 )
-from app.settings import Settings
 from app.verdicts import Judgement, Verdict, judge
-
-logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/predict", tags=["predict"])
 
@@ -85,15 +72,6 @@ OptionsQuery = Annotated[PredictOptions, Query()]
 
 ONE_FILE_ONLY = (400, "Too many files: /predict takes one image; send several to /predict/batch.")
 
-# Where preprocessing runs, measured on this 2-core machine (best of 7): a 28x28 MNIST-style PNG
-# takes ~25 us (~330 us if it needs the general path, e.g. dark on light) and a hop to a worker
-# thread and back ~60-90 us, so such uploads are handled inline; a 64x64 PNG already takes
-# ~0.9 ms and a 1000x750 photo ~4 ms, which would stall every other request on the event loop.
-# Under 32 concurrent clients posting 28x28 PNGs in-process, inline served 1.1-1.7x the
-# requests/s of always hopping. The bytes alone cannot tell small from big (a 4 KB PNG can
-# hold a 1000x1000 page); the PNG header can, for free.
-INLINE_MAX_PIXELS = 28 * 28
-
 
 @router.post(
     "",
@@ -116,7 +94,7 @@ async def predict(
     uploads = await read_uploads(request, "file", max_files=1, too_many_files=ONE_FILE_ONLY)
     data = uploads[0].data
     read_done = time.perf_counter()
-    image = await _prepare(data, preprocess, serving)
+    image = await prepare(data, preprocess, serving)
     prepared = time.perf_counter()
     probabilities = (await serving.predictor.predict(image[np.newaxis]))[0]
     inferred = time.perf_counter()
@@ -172,7 +150,7 @@ async def predict_batch(
     files = await read_uploads(request, "files", max_files=most, too_many_files=too_many)
     uploads = [file.data for file in files]
     read_done = time.perf_counter()
-    images = await _prepare_many(uploads, preprocess, serving)
+    images = await prepare_many(uploads, preprocess, serving)
     prepared = time.perf_counter()
     good = [i for i, image in enumerate(images) if isinstance(image, np.ndarray)]
     probabilities = np.empty((0, 10), dtype=np.float32)
@@ -235,59 +213,6 @@ async def predict_batch(
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _preprocessor(preprocess: Preprocess, settings: Settings) -> Callable[[bytes], np.ndarray]:
-    function = preprocess_image if preprocess is Preprocess.full else preprocess_naive
-    max_pixels = settings.MAX_IMAGE_PIXELS
-
-    def run(data: bytes) -> np.ndarray:
-        try:
-            return function(data, max_pixels=max_pixels)
-        except ImageError:
-            raise
-        except Exception as exc:
-            # Preprocessing promises typed errors; if a strange file slips past that, the
-            # client still sent an unusable image (400), and we keep the trace in the log.
-            logger.exception("preprocessing raised an untyped error")
-            raise InvalidImage("The upload could not be decoded as an image.") from exc
-
-    return run
-
-
-def decodes_inline(data: bytes) -> bool:
-    """True for a PNG whose header says it has at most INLINE_MAX_PIXELS pixels."""
-    size = png_size(data)
-    return size is not None and size[0] * size[1] <= INLINE_MAX_PIXELS
-
-
-async def _prepare(data: bytes, preprocess: Preprocess, serving: Serving) -> np.ndarray:
-    run = _preprocessor(preprocess, serving.settings)
-    if decodes_inline(data):
-        return run(data)
-    refuse_early(data, max_pixels=serving.settings.MAX_IMAGE_PIXELS)
-    return await anyio.to_thread.run_sync(run, data, limiter=serving.preprocess_limiter)
-
-
-async def _prepare_many(
-    uploads: list[bytes], preprocess: Preprocess, serving: Serving
-) -> list[np.ndarray | ImageError]:
-    """Each upload's model input, or the ImageError that says why it has none."""
-    run = _preprocessor(preprocess, serving.settings)
-
-    def run_all() -> list[np.ndarray | ImageError]:
-        images: list[np.ndarray | ImageError] = []
-        for data in uploads:
-            try:
-                images.append(run(data))
-            except ImageError as exc:
-                images.append(exc)
-        return images
-
-    if all(decodes_inline(data) for data in uploads):
-        return run_all()
-    limiter = serving.preprocess_limiter
-    return await anyio.to_thread.run_sync(run_all, limiter=limiter)  # one hop for the batch
 
 
 def _json(body: BaseModel) -> Response:

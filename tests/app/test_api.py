@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.api.predict import decodes_inline
+from app.api.images import decodes_inline
 from app.inference import BatchingPredictor
 from app.main import create_app
 from app.schemas import BatchItem, Prediction
