@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 120
@@ -55,3 +61,44 @@ def startup_failure_line(model_dir: Path) -> str:
     lines = [line for line in output.splitlines() if "Cannot start" in line]
     assert len(lines) == 1, output
     return lines[0]
+
+
+@contextmanager
+def uvicorn_process(
+    model_dir: Path, log: Path, settings: Mapping[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A uvicorn serving ``model_dir``; its output goes to ``log`` (a pipe could fill up)."""
+    port = free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            uvicorn_command(port),
+            cwd=REPO,
+            env=server_env(model_dir, settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            yield process, f"http://127.0.0.1:{port}"
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def wait_until_ready(process: subprocess.Popen[str], url: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
+        time.sleep(0.2)
+    pytest.fail(f"server not ready after {STARTUP_TIMEOUT_S} s:\n{log.read_text()}")

@@ -7,9 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,51 +15,10 @@ import pytest
 from tests.photograph import encode_png
 from tests.servers import (
     REPO,
-    STARTUP_TIMEOUT_S,
-    free_port,
-    server_env,
     startup_failure_line,
-    uvicorn_command,
+    uvicorn_process,
+    wait_until_ready,
 )
-
-
-@contextmanager
-def uvicorn_process(model_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """A uvicorn serving ``model_dir``; its output goes to ``log`` (a pipe could fill up)."""
-    port = free_port()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            uvicorn_command(port),
-            cwd=REPO,
-            env=server_env(model_dir),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            yield process, f"http://127.0.0.1:{port}"
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
-def wait_until_ready(process: subprocess.Popen[str], url: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass  # not listening yet
-        time.sleep(0.2)
-    pytest.fail(f"server not ready after {STARTUP_TIMEOUT_S} s:\n{log.read_text()}")
 
 
 def json_lines(text: str) -> list[dict[str, object]]:
