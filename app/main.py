@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import health, metrics, model, page, predict
+from app.api import health, metrics, model, oip, page, predict, tfserving
 from app.api.handlers import install_exception_handlers
 from app.api.limits import UploadLimit
 from app.api.model import describe_model
@@ -75,14 +75,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     _keep_null_digits_in_openapi(app)
     install_exception_handlers(app)
-    routers = (predict.router, health.router, model.router, metrics.router, page.router)
+    # In the order FastAPI tries them for every request (0.165 walks each router's routes in
+    # Python, a few microseconds per route passed): the prediction routes first.
+    routers = (
+        predict.router,
+        oip.router,
+        tfserving.router,
+        health.router,
+        model.router,
+        metrics.router,
+        page.router,
+    )
     for router in routers:
         app.include_router(router)
 
     # Added innermost first. CORS wraps the upload limit so that a browser can read its 413s;
     # the startup-failure filter ends up outermost.
     app.add_middleware(
-        UploadLimit, max_bytes=settings.MAX_UPLOAD_BYTES, path_prefix=predict.router.prefix
+        UploadLimit,
+        max_bytes=settings.MAX_UPLOAD_BYTES,
+        path_prefixes=(predict.router.prefix, oip.router.prefix, tfserving.router.prefix),
     )
     if settings.CORS_ORIGINS:
         app.add_middleware(

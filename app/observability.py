@@ -26,6 +26,8 @@ LOG_FIELDS_KEY = "app.log_fields"
 """Scope key under which a route leaves fields for its request's log line."""
 REQUEST_STARTED_KEY = "app.request_started"
 """Scope key holding ``time.perf_counter()`` at the request's arrival."""
+REQUEST_ID_KEY = "app.request_id"
+"""Scope key holding the request's id: the X-Request-ID it was sent with or the one it got."""
 
 access_logger = logging.getLogger("app.access")
 
@@ -152,7 +154,7 @@ class RequestObserver:
             return
         started = time.perf_counter()
         scope[REQUEST_STARTED_KEY] = started
-        request_id = _request_id(scope)
+        request_id = scope[REQUEST_ID_KEY] = _request_id(scope)
         status = 500  # what the client gets if the app raises before responding
 
         async def send_with_status(message: Message) -> None:

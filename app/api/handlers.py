@@ -1,6 +1,7 @@
 """The one place where exceptions become HTTP responses.
 
-Every error body is ``{"detail": "<a sentence>"}``: never a traceback, a file path or
+Every error body is ``{"detail": "<a sentence>"}`` (``{"error": ...}`` under the serving
+protocols' /v2 and /v1, as those protocols spell it): never a traceback, a file path or
 pydantic's list of dicts. Image problems carry their own status (``app.errors``); the
 batcher's are 503 (busy, retry) or 500 (the model call itself failed).
 """
@@ -19,12 +20,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.api.deps import RETRY_AFTER_S
 from app.errors import ImageError
 from app.inference import InferenceFailed, Overloaded, PredictorClosed
+from app.tensors import ProtocolError
 
 logger = logging.getLogger(__name__)
+
+PROTOCOL_PREFIXES = ("/v2", "/v1/")
+"""Paths whose errors are ``{"error": ...}``: the Open Inference Protocol's and TF Serving's."""
 
 
 def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ImageError, _image_error)
+    app.add_exception_handler(ProtocolError, _protocol_error)
     app.add_exception_handler(Overloaded, _overloaded)
     app.add_exception_handler(PredictorClosed, _predictor_closed)
     app.add_exception_handler(InferenceFailed, _inference_failed)
@@ -34,37 +40,46 @@ def install_exception_handlers(app: FastAPI) -> None:
 
 
 def error_response(
-    status_code: int, detail: str, headers: dict[str, str] | None = None
+    status_code: int, detail: str, headers: dict[str, str] | None = None, *, path: str = ""
 ) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+    key = "error" if path.startswith(PROTOCOL_PREFIXES) else "detail"
+    return JSONResponse({key: detail}, status_code=status_code, headers=headers)
 
 
-async def _image_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _image_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ImageError)
-    return error_response(exc.status_code, exc.detail)
+    return error_response(exc.status_code, exc.detail, path=request.url.path)
+
+
+async def _protocol_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProtocolError)
+    return error_response(exc.status, exc.message, path=request.url.path)
 
 
 async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
     request.app.state.metrics.rejected.inc()
-    return error_response(503, str(exc), {"Retry-After": str(RETRY_AFTER_S)})
+    retry = {"Retry-After": str(RETRY_AFTER_S)}
+    return error_response(503, str(exc), retry, path=request.url.path)
 
 
-async def _predictor_closed(_request: Request, exc: Exception) -> JSONResponse:
-    return error_response(503, str(exc), {"Retry-After": str(RETRY_AFTER_S)})
+async def _predictor_closed(request: Request, exc: Exception) -> JSONResponse:
+    retry = {"Retry-After": str(RETRY_AFTER_S)}
+    return error_response(503, str(exc), retry, path=request.url.path)
 
 
-async def _inference_failed(_request: Request, exc: Exception) -> JSONResponse:
-    return error_response(500, f"Inference failed: {exc}.")
+async def _inference_failed(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(500, f"Inference failed: {exc}.", path=request.url.path)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, describe_validation_errors(exc.errors()))
+    detail = describe_validation_errors(exc.errors())
+    return error_response(422, detail, path=request.url.path)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return error_response(exc.status_code, str(exc.detail), exc.headers)
+    return error_response(exc.status_code, str(exc.detail), exc.headers, path=request.url.path)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -73,7 +88,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         exc_info=exc,
         extra={"fields": {"path": request.url.path, "method": request.method}},
     )
-    return error_response(500, "Internal server error.")
+    return error_response(500, "Internal server error.", path=request.url.path)
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> str:

@@ -27,25 +27,26 @@ class UploadTooLarge(HTTPException):
 
 
 class UploadLimit:
-    """ASGI middleware capping request bodies under ``path_prefix`` at ``max_bytes``.
+    """ASGI middleware capping request bodies under ``path_prefixes`` at ``max_bytes``.
 
     Starlette's own body limit answers plain text when Content-Length is over the limit, and
     every error of this API is JSON, hence this small middleware.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, path_prefix: str) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, path_prefixes: tuple[str, ...]) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.path_prefix = path_prefix
+        self.path_prefixes = path_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.path_prefix):
+        if scope["type"] != "http" or not scope["path"].startswith(self.path_prefixes):
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
             refusal = UploadTooLarge(self.max_bytes)
-            await error_response(413, refusal.detail, refusal.headers)(scope, receive, send)
+            response = error_response(413, refusal.detail, refusal.headers, path=scope["path"])
+            await response(scope, receive, send)
             return
         received = 0
 

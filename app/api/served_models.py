@@ -1,0 +1,126 @@
+"""The two models the serving protocols name, and how each one runs on the service's batcher.
+
+- ``mnist`` is the SavedModel's own contract: pixels in, probabilities out. A client that
+  normalises images itself (or a gateway replaying MNIST tensors) gets exactly the signature.
+- ``mnist-image`` is the service's whole job: encoded image files in, each normalised exactly
+  like an upload to /predict, and the digit, probabilities, verdict and confidence out.
+
+The Open Inference Protocol routes (``app.api.oip``) and TF Serving's REST routes
+(``app.api.tfserving``) are two encodings of these same calls; both share the batcher with
+/predict, so a protocol request and a /predict request can ride in one model call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.api.deps import Serving
+from app.api.images import prepare_many
+from app.errors import ImageError, ImageTooLarge
+from app.inference import INPUT_SHAPE, NUM_CLASSES
+from app.schemas import Preprocess
+from app.tensors import BYTES, ProtocolError, TensorSpec
+from app.verdicts import judge
+
+NOT_A_DIGIT = -1
+"""``digit`` for a ``not_a_digit`` verdict: an INT32 tensor has no null."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    name: str
+    platform: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def output(self, name: str) -> TensorSpec:
+        for spec in self.outputs:
+            if spec.name == name:
+                return spec
+        names = ", ".join(repr(spec.name) for spec in self.outputs)
+        raise ProtocolError(f"Model {self.name!r} has no output {name!r}; its outputs: {names}.")
+
+
+PIXELS = ServedModel(
+    name="mnist",
+    platform="tensorflow_savedmodel",
+    inputs=(TensorSpec("image", "FP32", (-1, *INPUT_SHAPE)),),
+    outputs=(TensorSpec("probabilities", "FP32", (-1, NUM_CLASSES)),),
+)
+IMAGES = ServedModel(
+    name="mnist-image",
+    platform="mnist-service",
+    inputs=(TensorSpec("image", BYTES, (-1,)),),
+    outputs=(
+        TensorSpec("digit", "INT32", (-1,)),
+        TensorSpec("probabilities", "FP32", (-1, NUM_CLASSES)),
+        TensorSpec("verdict", BYTES, (-1,)),
+        TensorSpec("confidence", "FP32", (-1,)),
+    ),
+)
+MODELS = {model.name: model for model in (PIXELS, IMAGES)}
+
+Outputs = dict[str, np.ndarray | list[bytes]]
+
+
+def find_model(name: str, version: str | None, serving: Serving) -> ServedModel:
+    """The model ``name`` (at ``version``, when one is asked for), or a 404 ProtocolError."""
+    model = MODELS.get(name)
+    if model is None:
+        known = ", ".join(repr(known) for known in MODELS)
+        raise ProtocolError(f"Unknown model {name!r}; this server serves {known}.", status=404)
+    if version is not None and version != serving.model.version:
+        raise ProtocolError(
+            f"Model {name!r} version {version!r} is not served; version "
+            f"{serving.model.version!r} is.",
+            status=404,
+        )
+    return model
+
+
+def _check_count(count: int, serving: Serving) -> None:
+    most = serving.settings.MAX_BATCH_FILES
+    if count > most:
+        raise ProtocolError(
+            f"{count} images in one request; at most {most} (MAX_BATCH_FILES).", status=413
+        )
+
+
+async def run_pixels(pixels: np.ndarray, serving: Serving) -> Outputs:
+    """(N,28,28,1) float32 in [0,1], exactly the signature's input, to its probabilities."""
+    _check_count(len(pixels), serving)
+    batch = np.ascontiguousarray(pixels, dtype=np.float32)
+    if batch.size and not (np.isfinite(batch).all() and batch.min() >= 0 and batch.max() <= 1):
+        raise ProtocolError(
+            "input 'image' must hold pixel values in [0, 1] (MNIST's /255 scale), all finite."
+        )
+    return {"probabilities": await serving.predictor.predict(batch)}
+
+
+async def run_images(files: list[bytes], serving: Serving) -> Outputs:
+    """Encoded image files to /predict's answer for each, as tensors in file order.
+
+    One unusable file fails the request (the protocols have no per-element errors), with the
+    reason /predict would have given for it and its index.
+    """
+    _check_count(len(files), serving)
+    images = await prepare_many(files, Preprocess.full, serving)
+    for index, image in enumerate(images):
+        if isinstance(image, ImageError):
+            status = 413 if isinstance(image, ImageTooLarge) else 400
+            raise ProtocolError(f"image[{index}]: {image.detail}", status=status)
+    probabilities = np.empty((0, NUM_CLASSES), dtype=np.float32)
+    if images:
+        probabilities = await serving.predictor.predict(np.stack(images))  # type: ignore[arg-type]
+    judgements = [judge(row, serving.operating_points) for row in probabilities]
+    serving.metrics.count_predictions(judgements)
+    return {
+        "digit": np.array(
+            [NOT_A_DIGIT if j.digit is None else j.digit for j in judgements], dtype=np.int32
+        ),
+        "probabilities": probabilities,
+        "verdict": [j.verdict.value.encode() for j in judgements],
+        "confidence": np.array([j.confidence for j in judgements], dtype=np.float32),
+    }

@@ -1,0 +1,273 @@
+"""/v1: TensorFlow Serving's REST API (also KServe's v1 protocol) for the same two models.
+
+A client written for ``tensorflow_model_server --rest_api_port`` (or KServe's v1 predictor)
+points here unchanged: model status, signature metadata and ``:predict`` in row
+(``instances``) or columnar (``inputs``) form. Image bytes travel as ``{"b64": "..."}``,
+TF Serving's convention for binary values. Answers are shaped as TF Serving shapes them: a
+model with one output gives its values directly, a model with several gives one named value
+per output.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from app.api.deps import Serving, ServingDep
+from app.api.served_models import IMAGES, PIXELS, ServedModel, find_model, run_images, run_pixels
+from app.inference import SIGNATURE
+from app.observability import add_log_fields
+from app.protocol_schemas import (
+    PREDICT_REQUEST_SCHEMA,
+    ModelStatus,
+    PredictResponse,
+    ProtocolErrorBody,
+    SignatureMetadata,
+)
+from app.tensors import ProtocolError
+
+router = APIRouter(prefix="/v1", tags=["tensorflow serving"])
+
+_TF_DTYPES = {"FP32": "DT_FLOAT", "INT32": "DT_INT32", "BYTES": "DT_STRING"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ProtocolErrorBody, "description": description}
+
+
+COMMON = {
+    404: _error("No such model, or not at that version."),
+    503: _error("The model is not loaded yet, or the service is stopping."),
+}
+
+
+# The :predict routes come first: Starlette tries routes in order, and the status route's
+# ``{model_name}`` would also match ``mnist:predict``, so an OPTIONS or GET on a predict URL
+# would otherwise be answered as if the URL were a model's status (wrong Allow header).
+PREDICT_DOCS: dict[str, Any] = {
+    "responses": {
+        200: {"model": PredictResponse, "description": "`predictions` (rows) or `outputs`."},
+        400: _error("Not a valid request for this model: its shape, values or images."),
+        413: _error(
+            "Body over MAX_UPLOAD_BYTES, more than MAX_BATCH_FILES images, or too many pixels."
+        ),
+        500: _error("The model call failed."),
+        **COMMON,
+    },
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": PREDICT_REQUEST_SCHEMA}},
+        }
+    },
+}
+
+
+@router.post("/models/{model_name}:predict", summary="Predict", **PREDICT_DOCS)
+async def predict(model_name: str, request: Request, serving: ServingDep) -> Response:
+    """`mnist`: instances of [28,28,1] pixels in [0,1] to 10 probabilities each.
+    `mnist-image`: instances of `{"b64": "<image file>"}` (or `{"image": {"b64": ...}}`) to
+    `digit` (-1 for not a digit), `probabilities`, `verdict` and `confidence`."""
+    return await _predict(_find(model_name, None, serving), request, serving)
+
+
+@router.post(
+    "/models/{model_name}/versions/{model_version}:predict",
+    summary="Predict at a version",
+    **PREDICT_DOCS,
+)
+async def predict_version(
+    model_name: str, model_version: str, request: Request, serving: ServingDep
+) -> Response:
+    return await _predict(_find(model_name, model_version, serving), request, serving)
+
+
+def _status(model: ServedModel, serving: Serving) -> ModelStatus:
+    return ModelStatus.model_validate(
+        {
+            "model_version_status": [
+                {
+                    "version": serving.model.version,
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        }
+    )
+
+
+@router.get(
+    "/models/{model_name}",
+    summary="Model version status",
+    response_model=ModelStatus,
+    responses=COMMON,
+)
+async def model_status(model_name: str, serving: ServingDep) -> ModelStatus:
+    return _status(_find(model_name, None, serving), serving)
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}",
+    summary="Model version status at a version",
+    response_model=ModelStatus,
+    responses=COMMON,
+)
+async def model_version_status(
+    model_name: str, model_version: str, serving: ServingDep
+) -> ModelStatus:
+    return _status(_find(model_name, model_version, serving), serving)
+
+
+def _signature_metadata(model: ServedModel, serving: Serving) -> SignatureMetadata:
+    def tensors(specs: Any, prefix: str) -> dict[str, Any]:
+        return {
+            spec.name: {
+                "dtype": _TF_DTYPES[spec.datatype],
+                "tensor_shape": {
+                    "dim": [{"size": str(size), "name": ""} for size in spec.shape],
+                    "unknown_rank": False,
+                },
+                "name": f"{prefix}{spec.name}:0",
+            }
+            for spec in specs
+        }
+
+    signature = {
+        "inputs": tensors(model.inputs, f"{SIGNATURE}_"),
+        "outputs": tensors(model.outputs, ""),
+        "method_name": "tensorflow/serving/predict",
+        "defaults": {},
+    }
+    return SignatureMetadata.model_validate(
+        {
+            "model_spec": {
+                "name": model.name,
+                "signature_name": "",
+                "version": serving.model.version,
+            },
+            "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
+        }
+    )
+
+
+@router.get(
+    "/models/{model_name}/metadata",
+    summary="Model signature metadata",
+    response_model=SignatureMetadata,
+    responses=COMMON,
+)
+async def model_metadata(model_name: str, serving: ServingDep) -> SignatureMetadata:
+    return _signature_metadata(_find(model_name, None, serving), serving)
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}/metadata",
+    summary="Model signature metadata at a version",
+    response_model=SignatureMetadata,
+    responses=COMMON,
+)
+async def model_version_metadata(
+    model_name: str, model_version: str, serving: ServingDep
+) -> SignatureMetadata:
+    return _signature_metadata(_find(model_name, model_version, serving), serving)
+
+
+def _find(name: str, version: str | None, serving: Serving) -> ServedModel:
+    try:
+        return find_model(name, version, serving)
+    except ProtocolError as exc:
+        # TF Serving's own wording, which its clients' logs and runbooks already know.
+        wanted = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+        raise ProtocolError(
+            f"Servable not found for request: {wanted}. {exc.message}", status=404
+        ) from None
+
+
+async def _predict(model: ServedModel, request: Request, serving: Serving) -> Response:
+    try:
+        document = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"The body is not valid JSON: {exc}.") from None
+    if not isinstance(document, dict):
+        raise ProtocolError("The body must be a JSON object with 'instances' or 'inputs'.")
+    signature = document.get("signature_name", SIGNATURE)
+    if signature != SIGNATURE:
+        raise ProtocolError(f"Serving signature name: {signature!r} not found in signature def.")
+    if ("instances" in document) == ("inputs" in document):
+        raise ProtocolError("The body must hold exactly one of 'instances' or 'inputs'.")
+    rows = "instances" in document
+    values = _column(document["instances"] if rows else document["inputs"], rows)
+    if model is PIXELS:
+        computed = await run_pixels(_pixels(values), serving)
+        output: Any = computed["probabilities"]
+        answer: dict[str, Any] = {"predictions" if rows else "outputs": _listed(output)}
+    else:
+        computed = await run_images(_files(values), serving)
+        columns = {spec.name: _listed(computed[spec.name]) for spec in IMAGES.outputs}
+        if rows:
+            count = len(columns["digit"])
+            answer = {"predictions": [{k: v[i] for k, v in columns.items()} for i in range(count)]}
+        else:
+            answer = {"outputs": columns}
+    add_log_fields(request.scope, model=model.name, model_version=serving.model.version)
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _column(value: Any, rows: bool) -> list[Any]:
+    """The batch of the one input ``image``, unwrapped from its named form if named."""
+    if rows:
+        if not isinstance(value, list):
+            raise ProtocolError("'instances' must be a list, one entry per example.")
+        if value and all(isinstance(row, dict) and "image" in row for row in value):
+            if any(set(row) != {"image"} for row in value):
+                raise ProtocolError("Each instance may name one input: 'image'.")
+            return [row["image"] for row in value]
+        return value
+    if isinstance(value, dict) and "b64" not in value:
+        if set(value) != {"image"}:
+            raise ProtocolError("'inputs' may name one input: 'image'.")
+        value = value["image"]
+    if not isinstance(value, list):
+        raise ProtocolError("'inputs' must be the batch as a list (or {'image': list}).")
+    return value
+
+
+def _pixels(values: list[Any]) -> np.ndarray:
+    try:
+        batch = np.asarray(values, dtype=np.float32)
+    except (ValueError, TypeError, OverflowError):
+        raise ProtocolError("'image' must be evenly nested lists of numbers.") from None
+    if batch.ndim != 4 or batch.shape[1:] != PIXELS.inputs[0].shape[1:]:
+        raise ProtocolError(
+            f"'image' must be a batch of [28, 28, 1] pixel arrays; got shape {list(batch.shape)}."
+        )
+    return batch
+
+
+def _files(values: list[Any]) -> list[bytes]:
+    files = []
+    for index, value in enumerate(values):
+        if (
+            not isinstance(value, dict)
+            or set(value) != {"b64"}
+            or not isinstance(value["b64"], str)
+        ):
+            raise ProtocolError(f'image[{index}] must be {{"b64": "<base64 of an image file>"}}.')
+        try:
+            files.append(base64.b64decode(value["b64"], validate=True))
+        except (binascii.Error, ValueError):
+            raise ProtocolError(f"image[{index}]: 'b64' is not valid base64.") from None
+    return files
+
+
+def _listed(data: np.ndarray | list[bytes]) -> list[Any]:
+    if isinstance(data, list):
+        return [element.decode() for element in data]
+    if data.dtype.kind == "f":
+        return np.round(data.astype(np.float64), 6).tolist()
+    return data.tolist()
