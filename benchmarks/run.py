@@ -1,23 +1,31 @@
-"""Load-test the real service beside its two references, in one run, and publish the figures.
+"""Load-test the real service beside its references, in one run, and publish the figures.
 
-``python -m benchmarks.run`` (``make bench``) starts each server as a real uvicorn process, drives
-it with ``wrk`` (C, epoll; a Lua script posts a prebuilt multipart body) at several concurrencies
-and image kinds, samples the server's RSS, and writes a markdown table, JSON and a PNG plot under
-``benchmarks/results/``. The servers:
+``python -m benchmarks.run`` (``make bench``) starts each server as a real process, drives it with
+``wrk`` (C, epoll; ``request.lua`` posts a prebuilt body) at several concurrencies and request
+kinds, samples the server's RSS, and writes a markdown table, JSON and a PNG plot under
+``benchmarks/results/``. A benchmark point is (server, request kind, concurrency). The servers:
 
 - ``service``: the real app (``app.main:app``), dynamic batching and MNIST-style normalisation;
 - ``ceiling``: the same FastAPI multipart endpoint returning a constant (upper bound of the stack);
 - ``naive``: the tutorial's ``model.predict`` per request on the same SavedModel (the baseline);
 - ``service-savedmodel``: the real app calling the SavedModel signature instead of its TFLite copy
-  (``INFERENCE_BACKEND=savedmodel``), to show what the TFLite backend buys.
+  (``INFERENCE_BACKEND=savedmodel``), to show what the TFLite backend buys;
+- ``kserve``: KServe's own ModelServer doing the same job on the same ``model.tflite``
+  (``benchmarks.kserve_peer``), the off-the-shelf way to serve this model.
+
+The request kinds (``REQUEST_KINDS``) all carry the same MNIST test digit: multipart uploads to
+``/predict``, Open Inference Protocol v2 bodies with binary tensors built by Triton's own client,
+and TF Serving / KServe v1 JSON with the PNG in base64. The JSON results keep the key ``image``
+for the request kind, which is what the README's tables and the tests read.
 
 Sweeps are repeated and interleaved so the ratios are taken side by side on a noisy machine;
-each figure is the median over the repeats.
+each figure is the median over the repeats. ``--servers`` runs a subset for quick checks.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import os
@@ -31,23 +39,73 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 ROOT = Path(__file__).resolve().parent.parent
-LUA = Path(__file__).with_name("multipart.lua")
+LUA = Path(__file__).with_name("request.lua")
 BOUNDARY = "----mnist-bench-boundary"
-SERVERS = {  # run in this order in every repeat: the ceiling right before the service
-    "ceiling": "benchmarks.ceiling_app:app",
-    "service": "app.main:app",
-    "service-savedmodel": "app.main:app",
-    "naive": "benchmarks.naive_app:app",
+
+
+@dataclass(frozen=True)
+class RequestKind:
+    """One kind of request, as bytes on the wire: what wrk sends on every request of a point."""
+
+    path: str
+    body: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def header_args(self) -> list[str]:
+        """The extra headers as request.lua's ``Name: value`` arguments."""
+        return [f"{name}: {value}" for name, value in self.headers]
+
+    def all_headers(self) -> dict[str, str]:
+        return {"Content-Type": self.content_type, **dict(self.headers)}
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """How to start one server; ``warmup`` names a request kind it serves (readiness probe)."""
+
+    command: Callable[[Path, int], list[str]]
+    warmup: str = "png28"
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def uvicorn_command(app: str) -> Callable[[Path, int], list[str]]:
+    def command(model_dir: Path, port: int) -> list[str]:
+        # model_dir reaches the app through MODEL_DIR in the environment
+        return [
+            *(sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)),
+            *("--workers", "1", "--no-access-log", "--log-level", "warning"),
+        ]
+
+    return command
+
+
+def kserve_command(model_dir: Path, port: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "benchmarks.kserve_peer", "--model-dir", str(model_dir)),
+        *("--http-port", str(port)),
+    ]
+
+
+SERVERS: dict[str, ServerSpec] = {  # run in this order in every repeat: ceiling before service
+    "ceiling": ServerSpec(uvicorn_command("benchmarks.ceiling_app:app")),
+    "service": ServerSpec(uvicorn_command("app.main:app")),
+    "service-savedmodel": ServerSpec(
+        uvicorn_command("app.main:app"), env={"INFERENCE_BACKEND": "savedmodel"}
+    ),
+    "naive": ServerSpec(uvicorn_command("benchmarks.naive_app:app")),
+    "kserve": ServerSpec(kserve_command, warmup="v1-b64"),
 }
-SERVER_ENV = {"service-savedmodel": {"INFERENCE_BACKEND": "savedmodel"}}
 
 
 @dataclass
@@ -108,6 +166,75 @@ def multipart(data: bytes, filename: str, content_type: str) -> bytes:
     )
 
 
+def upload(data: bytes, filename: str, content_type: str) -> RequestKind:
+    return RequestKind(
+        path="/predict",
+        body=multipart(data, filename, content_type),
+        content_type=f"multipart/form-data; boundary={BOUNDARY}",
+    )
+
+
+def oip_binary(path: str, inputs: list[Any], outputs: list[Any]) -> RequestKind:
+    """An OIP v2 request with the binary tensor extension, built by Triton's HTTP client.
+
+    Built by the reference client rather than by hand so that the service is measured on the
+    bytes such a client really sends (JSON header, then raw tensors, header length in a header).
+    """
+    from tritonclient.http import InferenceServerClient
+
+    body, json_size = InferenceServerClient.generate_request_body(inputs, outputs=outputs)
+    headers = () if json_size is None else (("Inference-Header-Content-Length", str(json_size)),)
+    return RequestKind(
+        path=path, body=body, content_type="application/octet-stream", headers=headers
+    )
+
+
+def oip_image(png: bytes) -> RequestKind:
+    """``mnist-image``: the encoded PNG as a BYTES tensor; the server decodes and normalises."""
+    from tritonclient.http import InferInput, InferRequestedOutput
+
+    image = InferInput("image", [1], "BYTES")
+    image.set_data_from_numpy(np.array([png], dtype=np.object_), binary_data=True)
+    outputs = [
+        InferRequestedOutput(name, binary_data=True)
+        for name in ("digit", "probabilities", "verdict")
+    ]
+    return oip_binary("/v2/models/mnist-image/infer", [image], outputs)
+
+
+def oip_fp32(digit: np.ndarray) -> RequestKind:
+    """``mnist``: the model's own input, the same digit / 255 as float32 [1,28,28,1]."""
+    from tritonclient.http import InferInput, InferRequestedOutput
+
+    pixels = (digit.astype(np.float32) / np.float32(255)).reshape(1, 28, 28, 1)
+    image = InferInput("image", list(pixels.shape), "FP32")
+    image.set_data_from_numpy(pixels, binary_data=True)
+    outputs = [InferRequestedOutput("probabilities", binary_data=True)]
+    return oip_binary("/v2/models/mnist/infer", [image], outputs)
+
+
+def v1_b64(png: bytes) -> RequestKind:
+    """TF Serving / KServe v1 ``:predict`` JSON, the image as ``{"b64": ...}``."""
+    instance = {"image": {"b64": base64.b64encode(png).decode("ascii")}}
+    return RequestKind(
+        path="/v1/models/mnist-image:predict",
+        body=json.dumps({"instances": [instance]}).encode(),
+        content_type="application/json",
+    )
+
+
+def request_kinds(digit: np.ndarray, jpeg: bytes) -> dict[str, RequestKind]:
+    """Every request kind, all carrying ``digit``: the names are the results' ``image`` key."""
+    png = png_28(digit)
+    return {
+        "png28": upload(png, "digit.png", "image/png"),
+        "jpeg1000x750": upload(jpeg, "photo.jpg", "image/jpeg"),
+        "oip-image": oip_image(png),
+        "oip-fp32": oip_fp32(digit),
+        "v1-b64": v1_b64(png),
+    }
+
+
 # ---------------------------------------------------------------------------- servers
 
 
@@ -117,12 +244,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def post(url: str, body: bytes, timeout: float = 5.0) -> int:
+def post(base_url: str, kind: RequestKind, timeout: float = 5.0) -> int:
     req = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+        base_url + kind.path, data=kind.body, method="POST", headers=kind.all_headers()
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -135,9 +259,15 @@ def post(url: str, body: bytes, timeout: float = 5.0) -> int:
 
 
 class Server:
-    """One uvicorn process; ``cold_start_s`` is process start to first successful prediction."""
+    """One server process; ``cold_start_s`` is process start to first successful prediction.
 
-    def __init__(self, name: str, model_dir: Path, warmup_body: bytes) -> None:
+    Its stderr goes to a file, not a pipe: nobody reads a pipe during the load, and a server
+    that logs (a traceback per failing request, say) would block on a full one and be
+    measured as slow.
+    """
+
+    def __init__(self, name: str, model_dir: Path, warmup: RequestKind) -> None:
+        spec = SERVERS[name]
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -146,37 +276,26 @@ class Server:
             "MODEL_DIR": str(model_dir),
             "ACCESS_LOG": "false",
             "LOG_LEVEL": "WARNING",
+            "KSERVE_LOGLEVEL": "WARNING",
             "TF_CPP_MIN_LOG_LEVEL": "2",
-            **SERVER_ENV.get(name, {}),
+            **spec.env,
         }
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            SERVERS[name],
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         started = time.perf_counter()
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            spec.command(model_dir, self.port),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
         )
         deadline = started + 120
-        while post(f"{self.url}/predict", warmup_body, timeout=2) != 200:
+        while post(self.url, warmup, timeout=2) != 200:
             if self.proc.poll() is not None or time.perf_counter() > deadline:
-                err = (
-                    self.proc.stderr.read().decode(errors="replace")[-2000:]
-                    if self.proc.stderr
-                    else ""
-                )
-                self.stop()
+                self._terminate()
+                self.stderr.seek(0)
+                err = self.stderr.read().decode(errors="replace")[-2000:]
+                self.stderr.close()
                 raise RuntimeError(f"{name} did not start:\n{err}")
             time.sleep(0.02)
         self.cold_start_s = time.perf_counter() - started
@@ -199,15 +318,22 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
+        self._terminate()
+        self.stderr.close()
+
+    def _terminate(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
 
 
-def run_wrk(server: Server, body_file: Path, concurrency: int, duration: float) -> dict:
+def run_wrk(
+    server: Server, kind: RequestKind, body_file: Path, concurrency: int, duration: float
+) -> dict:
     threads = max(1, min(2, concurrency))
     cmd = [
         "wrk",
@@ -221,10 +347,11 @@ def run_wrk(server: Server, body_file: Path, concurrency: int, duration: float) 
         "10s",
         "-s",
         str(LUA),
-        f"{server.url}/predict",
+        server.url + kind.path,
         "--",
         str(body_file),
-        BOUNDARY,
+        kind.content_type,
+        *kind.header_args(),
     ]
     peak = [server.rss_mb()]
     stop = threading.Event()
@@ -250,21 +377,30 @@ def run_wrk(server: Server, body_file: Path, concurrency: int, duration: float) 
 
 
 def plan(smoke: bool) -> list[tuple[str, str, int]]:
+    """(server, request kind, clients) points; each server runs its own in this order."""
     if smoke:
         return [
             ("ceiling", "png28", 8),
             ("service", "png28", 1),
             ("service", "png28", 8),
             ("service", "jpeg1000x750", 8),
+            ("service", "oip-image", 8),
+            ("service", "oip-fp32", 8),
+            ("service", "v1-b64", 8),  # so the service / KServe v1 ratio has a smoke value too
             ("naive", "png28", 1),
+            ("kserve", "v1-b64", 8),
         ]
     points: list[tuple[str, str, int]] = []
     for c in (1, 8, 32, 64):
         points.append(("ceiling", "png28", c))
         points.append(("service", "png28", c))
         points.append(("service", "jpeg1000x750", c))
+        points.append(("service", "oip-image", c))
+        points.append(("service", "oip-fp32", c))
+    points.append(("service", "v1-b64", 32))
     points += [("service-savedmodel", "png28", 1), ("service-savedmodel", "png28", 32)]
     points += [("naive", "png28", 1), ("naive", "png28", 32)]
+    points += [("kserve", "v1-b64", c) for c in (1, 8, 32, 64)]
     return points
 
 
@@ -381,7 +517,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--smoke", action="store_true", help="a few seconds: proves the harness works"
     )
+    parser.add_argument(
+        "--servers",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=list(SERVERS),
+        help=f"comma list, a subset of {','.join(SERVERS)} (default: all)",
+    )
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.servers) - set(SERVERS))
+    if unknown:
+        parser.error(f"unknown server(s) {', '.join(unknown)}; choose from {', '.join(SERVERS)}")
     if args.smoke:
         args.duration, args.repeats = 1.0, 1
     if not shutil.which("wrk"):
@@ -393,28 +538,25 @@ def main(argv: list[str] | None = None) -> int:
 
     digit = sample_digit(0)
     jpeg = phone_photo_jpeg(digit)
-    images = {
-        "png28": multipart(png_28(digit), "digit.png", "image/png"),
-        "jpeg1000x750": multipart(jpeg, "photo.jpg", "image/jpeg"),
-    }
-    points = plan(args.smoke)
+    kinds = request_kinds(digit, jpeg)
+    points = [p for p in plan(args.smoke) if p[0] in args.servers]
     raw: dict[tuple[str, str, int], list[dict]] = {p: [] for p in points}
     cold: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         bodies = {}
-        for name, body in images.items():
+        for name, kind in kinds.items():
             bodies[name] = Path(tmp) / f"{name}.body"
-            bodies[name].write_bytes(body)
+            bodies[name].write_bytes(kind.body)
         for repeat in range(args.repeats):
             for name in SERVERS:
                 mine = [p for p in points if p[0] == name]
                 if not mine:
                     continue
-                server = Server(name, args.model_dir, images["png28"])
+                server = Server(name, args.model_dir, kinds[SERVERS[name].warmup])
                 cold.setdefault(name, []).append(server.cold_start_s)
                 try:
                     for _, image, c in mine:
-                        r = run_wrk(server, bodies[image], c, args.duration)
+                        r = run_wrk(server, kinds[image], bodies[image], c, args.duration)
                         r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
                         r["errors"] = sum(
                             r[k]
@@ -428,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         raw[(name, image, c)].append(r)
                         print(
-                            f"[{repeat + 1}/{args.repeats}] {name:8} {image:13} c={c:<3} "
+                            f"[{repeat + 1}/{args.repeats}] {name:18} {image:12} c={c:<3} "
                             f"{r['rps']:8.0f} req/s  p99 {r['p99_us'] / 1000:7.1f} ms  "
                             f"errors {r['errors']}",
                             flush=True,
@@ -454,6 +596,27 @@ def main(argv: list[str] | None = None) -> int:
             f"service / naive, 28×28 PNG, {c_naive} clients": ratio(
                 raw.get(("service", "png28", c_naive)), raw.get(("naive", "png28", c_naive))
             ),
+            f"OIP mnist-image (binary BYTES) / predict, 28×28 PNG, {c} clients": ratio(
+                raw.get(("service", "oip-image", c)), raw.get(("service", "png28", c))
+            ),
+            f"OIP mnist FP32 (binary) / predict, 28×28 PNG, {c} clients": ratio(
+                raw.get(("service", "oip-fp32", c)), raw.get(("service", "png28", c))
+            ),
+            f"service /predict / KServe ModelServer (v1 b64), same PNG, {c} clients": ratio(
+                raw.get(("service", "png28", c)), raw.get(("kserve", "v1-b64", c))
+            ),
+            f"service v1-b64 / KServe v1-b64, {c} clients": ratio(
+                raw.get(("service", "v1-b64", c)), raw.get(("kserve", "v1-b64", c))
+            ),
+        },
+        "requests": {
+            name: {
+                "path": kind.path,
+                "content_type": kind.content_type,
+                "headers": dict(kind.headers),
+                "body_bytes": len(kind.body),
+            }
+            for name, kind in kinds.items()
         },
         "jpeg_preprocess_ms": jpeg_ms,
         "jpeg_share": (jpeg_ms / (1000 / service_jpeg_1.rps)) if service_jpeg_1 else None,
