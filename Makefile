@@ -72,7 +72,7 @@ test-browser: setup  ## the page end to end in headless Chromium (installs Debia
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(VENV)/bin/pytest -m browser
 
-bench: setup  ## load-test the service beside the ceiling and naive references (needs a model; ~10 min)
+bench: setup  ## load-test the service (/predict, /v2, /v1) beside the ceiling, naive and KServe references (needs a model; ~15 min)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.run
 

@@ -194,6 +194,25 @@ def test_api_classifies_mnist_digits(stack: Stack) -> None:
     assert correct >= 40, f"only {correct}/{len(picks)} MNIST test digits classified right"
 
 
+def test_api_image_speaks_the_serving_protocols(stack: Stack) -> None:
+    """The image's own dependencies serve /v2 and /v1: Triton's client reads its digits."""
+    import tritonclient.http as triton
+
+    with np.load(SAMPLE_PATH) as f:
+        x_test, y_test = f["x_test"], f["y_test"]
+    picks = [int(np.flatnonzero(y_test == digit)[0]) for digit in range(10)]
+    client = triton.InferenceServerClient(stack.base_url.removeprefix("http://"))
+    assert client.is_server_ready()
+    assert client.is_model_ready("mnist-image")
+    files = triton.InferInput("image", [len(picks)], "BYTES")
+    files.set_data_from_numpy(np.array([png_bytes(x_test[i]) for i in picks], dtype=np.object_))
+    result = client.infer("mnist-image", [files])
+    assert (result.as_numpy("probabilities").argmax(axis=1) == y_test[picks]).sum() >= 8
+    with httpx.Client(base_url=stack.base_url, trust_env=False, timeout=30) as http:
+        status = http.get("/v1/models/mnist").json()
+    assert status["model_version_status"][0]["state"] == "AVAILABLE"
+
+
 def test_api_container_is_hardened(stack: Stack) -> None:
     assert stack.compose("exec", "-T", "api", "id", "-u").strip() != "0"
     probe = subprocess.run(
