@@ -195,7 +195,7 @@ async def model_version_ready(
 
 
 async def _infer(model: ServedModel, request: Request, serving: Serving) -> Response:
-    parsed = parse_request(await request.body(), request.headers.get(HEADER_LENGTH))
+    parsed = parse_request(await request.body(), _header_length(request))
     tensor = _the_input(parsed, model)
     if model is PIXELS:
         assert isinstance(tensor.data, np.ndarray)
@@ -226,6 +226,18 @@ async def _infer(model: ServedModel, request: Request, serving: Serving) -> Resp
         media_type="application/octet-stream",
         headers={HEADER_LENGTH: str(header_length)},
     )
+
+
+_HEADER_LENGTH_KEY = HEADER_LENGTH.lower().encode()
+
+
+def _header_length(request: Request) -> str | None:
+    """The Inference-Header-Content-Length value: read off the raw headers, as Starlette's
+    ``Headers`` builds a lookup structure per request that this one header does not need."""
+    for name, value in request.scope["headers"]:
+        if name == _HEADER_LENGTH_KEY:
+            return value.decode("latin-1")
+    return None
 
 
 def _the_input(parsed: InferRequest, model: ServedModel) -> InputTensor:
