@@ -42,9 +42,10 @@ test: setup  ## the whole default test suite
 test-slow: setup  ## tests that need the full 60k MNIST
 	$(VENV)/bin/pytest -m slow
 
-lint: setup  ## ruff lint + format check
+lint: setup  ## ruff lint + format check + mypy (app/, training/)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: setup  ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestObserver,
         metrics=app.state.metrics,
         access_log=settings.ACCESS_LOG,
-        route_paths={route.path for router in routers for route in router.routes},
+        route_paths={getattr(route, "path", "") for router in routers for route in router.routes},
     )
     app.add_middleware(OneLineStartupFailure)
     return app
@@ -121,6 +121,7 @@ def _keep_null_digits_in_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             restore_null_digits(generate())  # FastAPI caches what it made in openapi_schema
+        assert app.openapi_schema is not None
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -418,7 +418,7 @@ def _fit_page(thumb: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=64)
 def _quadratic_terms(height: int, width: int) -> np.ndarray:
     """Columns 1, x, y, x², xy, y² over a height x width grid spanning [-1, 1]²."""
-    y, x = np.mgrid[-1 : 1 : height * 1j, -1 : 1 : width * 1j].astype(np.float32)
+    y, x = np.mgrid[-1 : 1 : height * 1j, -1 : 1 : width * 1j].astype(np.float32)  # type: ignore[misc]
     terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
     terms.flags.writeable = False  # shared between calls
     return terms
@@ -426,7 +426,7 @@ def _quadratic_terms(height: int, width: int) -> np.ndarray:
 
 def _ink(contrast: np.ndarray, polarity: float) -> np.ndarray:
     """uint8 ink strength: how far each pixel stands out from the page on the ink's side."""
-    return cv2.convertScaleAbs(cv2.max(contrast * polarity, 0.0))
+    return cv2.convertScaleAbs(np.maximum(contrast * polarity, 0.0))
 
 
 def _digit_box(ink: np.ndarray) -> tuple[int, int, int, int]:
@@ -462,7 +462,7 @@ def _strokes(ink: np.ndarray) -> np.ndarray:
     stroke_level = _quantile(ink[cv2.bitwise_and(mask, digit_area) > 0], STROKE_QUANTILE)
     floor = threshold * RAMP_FLOOR
     gain = 255 / max(stroke_level - floor, 1)
-    ramped = cv2.convertScaleAbs(cv2.subtract(ink, floor), alpha=gain)
+    ramped = cv2.convertScaleAbs(cv2.subtract(ink, floor), alpha=gain)  # type: ignore[call-overload]
     fringe = cv2.dilate(digit_area, np.ones((3, 3), np.uint8))
     digit = cv2.bitwise_and(ramped, fringe)
     x, y, width, height = cv2.boundingRect(digit)
@@ -496,7 +496,7 @@ def _ink_blobs(ink: np.ndarray) -> tuple[float, np.ndarray, list[np.ndarray], np
         (x < mx + mw + reach) & (x + w > mx - reach) & (y < my + mh + reach) & (y + h > my - reach)
     )
     keep = np.flatnonzero(near & (areas >= MIN_PIECE_AREA * areas[main]))
-    return threshold, mask, [contours[i] for i in keep], boxes[keep]
+    return threshold, mask, [contours[int(i)] for i in keep], boxes[keep]
 
 
 def _quantile(values: np.ndarray, q: float) -> float:

@@ -163,8 +163,9 @@ def resolve_operating_points(
             "the model has no fitted operating points (retrain it): defaults stand in",
             extra={"fields": {"defaulted": defaulted, **values}},
         )
+    candidates: tuple[Source, ...] = ("settings", "metadata")
     source: Source = next(
-        (origin for origin in ("settings", "metadata") if origin in origins.values()), "default"
+        (origin for origin in candidates if origin in origins.values()), "default"
     )
     try:
         return OperatingPoints(values["not_a_digit_below"], values["uncertain_below"], source)

@@ -289,7 +289,7 @@ def write_cache(cache_file: Path, arrays: dict[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=".mnist-", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            np.savez_compressed(f, allow_pickle=False, **arrays)
         os.chmod(tmp, 0o644)
         os.replace(tmp, cache_file)
     except BaseException:

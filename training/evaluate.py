@@ -130,8 +130,8 @@ def format_evaluation(ev: Evaluation) -> str:
         )
     lines += ["", "confusion matrix (rows: true, columns: predicted)"]
     lines.append("     " + "".join(f"{d:>6}" for d in range(10)))
-    for d, row in enumerate(ev.confusion_matrix):
-        lines.append(f"{d:>4} " + "".join(f"{v:>6}" for v in row))
+    for d, counts in enumerate(ev.confusion_matrix):
+        lines.append(f"{d:>4} " + "".join(f"{v:>6}" for v in counts))
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ batcher's are 503 (busy, retry) or 500 (the model call itself failed).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -40,10 +40,10 @@ def install_exception_handlers(app: FastAPI) -> None:
 
 
 def error_response(
-    status_code: int, detail: str, headers: dict[str, str] | None = None, *, path: str = ""
+    status_code: int, detail: str, headers: Mapping[str, str] | None = None, *, path: str = ""
 ) -> JSONResponse:
     key = "error" if path.startswith(PROTOCOL_PREFIXES) else "detail"
-    return JSONResponse({key: detail}, status_code=status_code, headers=headers)
+    return JSONResponse({key: detail}, status_code=status_code, headers=dict(headers or {}))
 
 
 async def _image_error(request: Request, exc: Exception) -> JSONResponse:

@@ -54,8 +54,9 @@ def _error(description: str) -> dict[str, Any]:
     return {"model": ProtocolErrorBody, "description": description}
 
 
-NOT_READY = {503: _error("The model is not loaded yet, or the service is stopping.")}
-UNKNOWN_MODEL = {404: _error("No such model, or not at that version.")}
+Responses = dict[int | str, dict[str, Any]]
+NOT_READY: Responses = {503: _error("The model is not loaded yet, or the service is stopping.")}
+UNKNOWN_MODEL: Responses = {404: _error("No such model, or not at that version.")}
 
 
 # The infer routes come first: FastAPI tries routes in order, and they are the hot path.

@@ -189,7 +189,8 @@ async def predict_batch(request: Request, serving: ServingDep) -> Response:
     good = [i for i, image in enumerate(images) if isinstance(image, np.ndarray)]
     probabilities = np.empty((0, 10), dtype=np.float32)
     if good:
-        probabilities = await serving.predictor.predict(np.stack([images[i] for i in good]))
+        pixels = [image for image in images if isinstance(image, np.ndarray)]
+        probabilities = await serving.predictor.predict(np.stack(pixels))
     inferred = time.perf_counter()
 
     points = serving.operating_points

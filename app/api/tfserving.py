@@ -40,7 +40,7 @@ def _error(description: str) -> dict[str, Any]:
     return {"model": ProtocolErrorBody, "description": description}
 
 
-COMMON = {
+COMMON: dict[int | str, dict[str, Any]] = {
     404: _error("No such model, or not at that version."),
     503: _error("The model is not loaded yet, or the service is stopping."),
 }

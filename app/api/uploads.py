@@ -26,12 +26,15 @@ from __future__ import annotations
 import re
 import tempfile
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from fastapi import HTTPException, Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 MAX_PLAIN_FIELDS = 16
 """Text fields a client may send beside its files (ignored); more is refused, not parsed."""
@@ -191,7 +194,7 @@ class _Collector:
 
     # --- python-multipart's callbacks -------------------------------------------------------
 
-    def callbacks(self) -> dict[str, Any]:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self.on_part_begin,
             "on_header_field": self.on_header_field,
