@@ -97,6 +97,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "/opt/mnist/healthcheck.py"]
 
 # exec: uvicorn replaces the shell as PID 1 and receives SIGTERM directly for a clean shutdown.
-# Each worker loads its own copy of the model; 1 is right for a small CPU container.
+# Each worker loads its own copy of the model; 1 is right for a small CPU container. With more,
+# /metrics adds up every worker's counts through prometheus_client's multiprocess mode, whose
+# directory (on the /tmp tmpfs) must start empty.
 # --no-access-log: the app writes its own structured line per request.
-CMD ["sh", "-c", "exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WORKERS\" --no-access-log --timeout-graceful-shutdown \"$GRACEFUL_TIMEOUT\""]
+CMD ["sh", "-c", "if [ \"$WORKERS\" -gt 1 ]; then export PROMETHEUS_MULTIPROC_DIR=\"${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus}\"; mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && rm -f \"$PROMETHEUS_MULTIPROC_DIR\"/*.db; fi; exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WORKERS\" --no-access-log --timeout-graceful-shutdown \"$GRACEFUL_TIMEOUT\""]

@@ -22,6 +22,7 @@ import anyio
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import health, metrics, model, oip, page, predict, tfserving
@@ -177,6 +178,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ready = False
         metrics.model_ready.set(0)
         await predictor.stop()
+        if settings.PROMETHEUS_MULTIPROC_DIR is not None:
+            # Its live gauges leave the sum; its counters stay, as prometheus_client intends.
+            multiprocess.mark_process_dead(os.getpid(), str(settings.PROMETHEUS_MULTIPROC_DIR))
         logger.info("stopped", extra={"fields": {"model_calls": predictor.calls}})
 
 

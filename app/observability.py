@@ -1,7 +1,9 @@
 """Prometheus metrics and structured logs: what an operator sees of the running service.
 
 Each app gets its own ``CollectorRegistry`` (no process-global metrics), so tests can build
-many apps in one process and ``/metrics`` shows exactly one app's numbers.
+many apps in one process and ``/metrics`` shows exactly one app's numbers. With several uvicorn
+workers, ``PROMETHEUS_MULTIPROC_DIR`` switches on prometheus_client's own multiprocess mode:
+every worker's values go to files there and ``/metrics`` reads them all (``exposition``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,18 @@ import time
 import uuid
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.verdicts import Judgement, Verdict
@@ -62,11 +72,13 @@ class Metrics:
             "The served model: 1 for the loaded version.",
             ("version", "arch"),
             registry=self.registry,
+            multiprocess_mode="max",
         )
         self.model_ready = Gauge(
             "mnist_model_ready",
             "1 once the model is loaded and warmed up, 0 before and while shutting down.",
             registry=self.registry,
+            multiprocess_mode="livemin",  # with several workers: 1 when every live one is ready
         )
         self.batch_size = Histogram(
             "mnist_inference_batch_size",
@@ -84,6 +96,7 @@ class Metrics:
             "mnist_inference_queued_images",
             "Images waiting for a model call.",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.rejected = Counter(
             "mnist_inference_rejected_total",
@@ -125,6 +138,14 @@ class Metrics:
     def set_model(self, version: str, arch: str) -> None:
         self.model_info.clear()
         self.model_info.labels(version=version, arch=arch).set(1)
+
+    def exposition(self, multiprocess_dir: Path | None) -> bytes:
+        """The text format: this registry's, or every worker's from ``multiprocess_dir``."""
+        if multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=str(multiprocess_dir))
+        return generate_latest(merged)
 
 
 class RequestObserver:

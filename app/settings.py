@@ -36,6 +36,13 @@ class Settings(BaseSettings):
         description="Largest width x height decoded; bigger images (bombs) get 413 unread.",
     )
     MAX_BATCH_FILES: int = Field(64, gt=0, description="Most files in one /predict/batch.")
+    PROMETHEUS_MULTIPROC_DIR: Path | None = Field(
+        None,
+        description=(
+            "prometheus_client's multiprocess mode, for several uvicorn workers: each writes its "
+            "metrics there and /metrics adds them up. An empty directory, set before start."
+        ),
+    )
     BATCH_MAX_SIZE: int = Field(16, gt=0, description="Most images in one model call.")
     BATCH_MAX_WAIT_MS: float = Field(
         1.0,

@@ -65,13 +65,16 @@ def startup_failure_line(model_dir: Path) -> str:
 
 @contextmanager
 def uvicorn_process(
-    model_dir: Path, log: Path, settings: Mapping[str, str] | None = None
+    model_dir: Path,
+    log: Path,
+    settings: Mapping[str, str] | None = None,
+    uvicorn_args: Sequence[str] = (),
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """A uvicorn serving ``model_dir``; its output goes to ``log`` (a pipe could fill up)."""
     port = free_port()
     with log.open("w") as out:
         process = subprocess.Popen(
-            uvicorn_command(port),
+            uvicorn_command(port, uvicorn_args),
             cwd=REPO,
             env=server_env(model_dir, settings),
             stdout=out,

@@ -1,9 +1,9 @@
-"""GET /metrics in the Prometheus text format, from this app's own registry."""
+"""GET /metrics in the Prometheus text format: this app's registry, or all workers' together."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.api.deps import MetricsDep
 
@@ -19,4 +19,5 @@ router = APIRouter(tags=["operations"])
 async def metrics(request: Request, collectors: MetricsDep) -> Response:
     predictor = request.app.state.predictor
     collectors.queued.set(predictor.queued_rows if predictor is not None else 0)
-    return Response(generate_latest(collectors.registry), media_type=CONTENT_TYPE_LATEST)
+    body = collectors.exposition(request.app.state.settings.PROMETHEUS_MULTIPROC_DIR)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
