@@ -4,7 +4,7 @@
 model and posts:
 
 - the 10,000 MNIST test digits as 28×28 PNGs;
-- the same digits re-photographed by ``tests/photograph.py`` (dark ink on uneven paper,
+- the same digits re-photographed by ``digit_photos`` (dark ink on uneven paper,
   off-centre, scaled, JPEG / PNG / transparent canvas / EXIF-rotated / palette / 16-bit / CMYK,
   one kind per digit in turn), and those photos with ``?preprocess=none`` (the naive resize);
 - non-digits drawn by the *held-out* generators of ``training.negatives`` (kinds of letters,
@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.run import ROOT, free_port
-from tests.photograph import KINDS, encode_png, photograph
+from digit_photos import KINDS, encode_png, photograph
 
 # The benchmark's own non-digits: the held-out generators, with a seed that neither training
 # nor the choice of operating points used.

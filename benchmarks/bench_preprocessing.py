@@ -1,6 +1,6 @@
 """Per-request cost of preprocessing, ours against the naive Pillow baseline, side by side.
 
-Run from the repository root: ``python benchmarks/bench_preprocessing.py [--repeats N]``.
+Run from the repository root: ``python -m benchmarks.bench_preprocessing [--repeats N]``.
 Candidates are timed in interleaved rounds, so background load hits them all alike; the
 figure is the median over rounds of the mean time per call within a round.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,17 +17,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from app.preprocessing import (  # noqa: E402
+from app.preprocessing import (
     load_image,
     normalize_digit,
     preprocess_image,
     preprocess_naive,
     to_grayscale,
 )
-from tests.photograph import encode_png, photograph  # noqa: E402
+from digit_photos import encode_png, photograph
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def naive_baseline(data: bytes) -> np.ndarray:

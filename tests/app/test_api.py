@@ -31,7 +31,7 @@ from app.main import create_app
 from app.schemas import BatchItem, Prediction
 from app.settings import Settings
 from app.verdicts import DEFAULT_POINTS
-from tests.photograph import KINDS, encode_png, photograph
+from digit_photos import KINDS, encode_png, photograph
 
 PHOTOS_PER_KIND = 10
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.mmap_dict import MmapedDict
 
-from tests.photograph import encode_png
+from digit_photos import encode_png
 from tests.servers import uvicorn_process, wait_until_ready
 
 REQUESTS = 60

@@ -30,7 +30,7 @@ from app.preprocessing import (
     to_grayscale,
     to_png_bytes,
 )
-from tests.photograph import KINDS, encode_png, photograph
+from digit_photos import KINDS, encode_png, photograph
 
 SAMPLE = Path(__file__).parents[1] / "data" / "mnist_sample.npz"
 

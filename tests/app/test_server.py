@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.photograph import encode_png
+from digit_photos import encode_png
 from tests.servers import (
     REPO,
     startup_failure_line,

@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.schemas import PREDICTION_EXAMPLES
-from tests.photograph import encode_png, photograph
+from digit_photos import encode_png, photograph
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOT = REPO_ROOT / "docs" / "screenshot.png"

@@ -39,7 +39,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from tests.photograph import encode_png, photograph
+from digit_photos import encode_png, photograph
 from tests.servers import REPO, STARTUP_TIMEOUT_S, free_port, server_env, uvicorn_command
 
 SAMPLE_PATH = REPO / "tests" / "data" / "mnist_sample.npz"

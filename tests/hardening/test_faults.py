@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from digit_photos import encode_png
 from tests.hardening.soak import (
     Server,
     file_part_head,
@@ -31,7 +32,6 @@ from tests.hardening.soak import (
     request_head,
     serve,
 )
-from tests.photograph import encode_png
 from tests.servers import startup_failure_line
 
 GRACE_S = 4  # --timeout-graceful-shutdown for these servers

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from digit_photos import encode_png, photograph
 from tests.hardening.soak import (
     MIB,
     Server,
@@ -37,7 +38,6 @@ from tests.hardening.soak import (
     rss_mib,
     serve,
 )
-from tests.photograph import encode_png, photograph
 
 LIMIT = 10 * MIB  # the default MAX_UPLOAD_BYTES, which this server runs with
 # Markers of internals that must never reach a client.

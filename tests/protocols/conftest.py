@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.photograph import encode_png, photograph
+from digit_photos import encode_png, photograph
 from tests.servers import uvicorn_process, wait_until_ready
 
 MAX_BATCH_FILES = 8

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from kserve.protocol.rest.v2_datamodels import InferenceResponse
 
 from app.main import create_app
-from tests.photograph import encode_png
+from digit_photos import encode_png
 
 
 def test_before_the_model_is_loaded_live_is_true_and_the_rest_say_not_ready(

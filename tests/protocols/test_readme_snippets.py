@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.photograph import encode_png
+from digit_photos import encode_png
 from tests.servers import REPO
 
 SECTION = "## Use it from KServe / Triton / TF Serving clients"
