@@ -404,12 +404,18 @@ def _to_binary(tensor: OutputTensor) -> bytes:
 
 
 def _to_json(tensor: OutputTensor) -> list[Any]:
-    if tensor.datatype == BYTES:
-        assert isinstance(tensor.data, list)
-        return [element.decode("utf-8", "replace") for element in tensor.data]
-    assert isinstance(tensor.data, np.ndarray)
-    data = tensor.data.reshape(-1)
+    data = tensor.data.reshape(-1) if isinstance(tensor.data, np.ndarray) else tensor.data
+    return json_values(data)
+
+
+def json_values(data: np.ndarray | list[bytes]) -> list[Any]:
+    """An array as JSON lists (nesting kept), or BYTES elements as strings.
+
+    Floats get six decimals: float32 printed as float64 reads 0.9980000257, and six decimals
+    is all float32 holds. Every JSON answer of the service (/predict, /v2, /v1) goes through here.
+    """
+    if isinstance(data, list):
+        return [element.decode("utf-8", "replace") for element in data]
     if data.dtype.kind == "f":
-        # float32 printed as float64 reads 0.9980000257; six decimals is all float32 holds.
         return np.round(data.astype(np.float64), 6).tolist()
     return data.tolist()

@@ -9,8 +9,6 @@ pydantic pass over 784 floats per digit would cost more than the model call.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import numpy as np
@@ -18,7 +16,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.api.deps import RETRY_AFTER_S, Serving, ServingDep
-from app.api.served_models import PIXELS, ServedModel, find_model, run_images, run_pixels
+from app.api.served_models import (
+    PIXELS,
+    ServedModel,
+    decode_base64_file,
+    find_model,
+    run_images,
+    run_pixels,
+)
 from app.observability import REQUEST_ID_KEY, add_log_fields
 from app.protocol_schemas import (
     INFER_REQUEST_SCHEMA,
@@ -256,16 +261,11 @@ def _the_input(parsed: InferRequest, model: ServedModel) -> InputTensor:
 
 def _base64_files(elements: list[bytes]) -> list[bytes]:
     """JSON cannot carry an image file's bytes, so a JSON-only request sends them base64."""
-    files = []
-    for index, element in enumerate(elements):
-        try:
-            files.append(base64.b64decode(element, validate=True))
-        except (binascii.Error, ValueError):
-            raise ProtocolError(
-                f"image[{index}]: in JSON, BYTES elements are the image files in base64 "
-                "(or send them binary, with the binary tensor extension)."
-            ) from None
-    return files
+    hint = (
+        "in JSON, BYTES elements are the image files in base64 "
+        "(or send them binary, with the binary tensor extension)."
+    )
+    return [decode_base64_file(element, i, hint) for i, element in enumerate(elements)]
 
 
 def _select(

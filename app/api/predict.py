@@ -34,6 +34,7 @@ from app.schemas import (
     Timing,
     named_examples,
 )
+from app.tensors import json_values
 from app.verdicts import Judgement, Verdict, judge
 
 router = APIRouter(prefix="/predict", tags=["predict"])
@@ -153,7 +154,7 @@ async def predict(request: Request, serving: ServingDep) -> Response:
             best_guess=judged.best_guess,
             confidence=judged.confidence,
             alternatives=_alternatives(judged),
-            probabilities=_rounded(probabilities),
+            probabilities=json_values(probabilities),
             model_version=version,
             preprocess=preprocess,
             timing_ms=_timing(request, begun, read_done, prepared, inferred),
@@ -218,7 +219,7 @@ async def predict_batch(request: Request, serving: ServingDep) -> Response:
                 best_guess=judged.best_guess,
                 confidence=judged.confidence,
                 alternatives=_alternatives(judged),
-                probabilities=_rounded(row),
+                probabilities=json_values(row),
                 preprocessed_png_base64=(
                     _png_base64(image) if include is Include.preprocessed else None
                 ),
@@ -270,11 +271,6 @@ def _verdict_counts(judgements: list[Judgement]) -> dict[str, int]:
     for judged in judgements:
         counts[judged.verdict] += 1
     return {verdict.value: count for verdict, count in counts.items()}
-
-
-def _rounded(probabilities: np.ndarray) -> list[float]:
-    # float32 printed as float64 reads 0.9980000257; six decimals is all float32 really holds.
-    return np.round(probabilities.astype(np.float64), 6).tolist()
 
 
 def _png_base64(image: np.ndarray) -> str:

@@ -12,6 +12,8 @@ The Open Inference Protocol routes (``app.api.oip``) and TF Serving's REST route
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +80,14 @@ def find_model(name: str, version: str | None, serving: Serving) -> ServedModel:
             status=404,
         )
     return model
+
+
+def decode_base64_file(text: str | bytes, index: int, hint: str) -> bytes:
+    """Image ``index`` of a request that carries files as base64 (JSON cannot hold bytes)."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError(f"image[{index}]: {hint}") from None
 
 
 def _check_count(count: int, serving: Serving) -> None:

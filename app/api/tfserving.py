@@ -10,8 +10,6 @@ per output.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import numpy as np
@@ -19,7 +17,15 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from app.api.deps import Serving, ServingDep
-from app.api.served_models import IMAGES, PIXELS, ServedModel, find_model, run_images, run_pixels
+from app.api.served_models import (
+    IMAGES,
+    PIXELS,
+    ServedModel,
+    decode_base64_file,
+    find_model,
+    run_images,
+    run_pixels,
+)
 from app.inference import SIGNATURE
 from app.observability import add_log_fields
 from app.protocol_schemas import (
@@ -29,7 +35,7 @@ from app.protocol_schemas import (
     ProtocolErrorBody,
     SignatureMetadata,
 )
-from app.tensors import ProtocolError
+from app.tensors import ProtocolError, json_values
 
 router = APIRouter(prefix="/v1", tags=["tensorflow serving"])
 
@@ -205,10 +211,10 @@ async def _predict(model: ServedModel, request: Request, serving: Serving) -> Re
     if model is PIXELS:
         computed = await run_pixels(_pixels(values), serving)
         output: Any = computed["probabilities"]
-        answer: dict[str, Any] = {"predictions" if rows else "outputs": _listed(output)}
+        answer: dict[str, Any] = {"predictions" if rows else "outputs": json_values(output)}
     else:
         computed = await run_images(_files(values), serving)
-        columns = {spec.name: _listed(computed[spec.name]) for spec in IMAGES.outputs}
+        columns = {spec.name: json_values(computed[spec.name]) for spec in IMAGES.outputs}
         if rows:
             count = len(columns["digit"])
             answer = {"predictions": [{k: v[i] for k, v in columns.items()} for i in range(count)]}
@@ -258,16 +264,5 @@ def _files(values: list[Any]) -> list[bytes]:
             or not isinstance(value["b64"], str)
         ):
             raise ProtocolError(f'image[{index}] must be {{"b64": "<base64 of an image file>"}}.')
-        try:
-            files.append(base64.b64decode(value["b64"], validate=True))
-        except (binascii.Error, ValueError):
-            raise ProtocolError(f"image[{index}]: 'b64' is not valid base64.") from None
+        files.append(decode_base64_file(value["b64"], index, "'b64' is not valid base64."))
     return files
-
-
-def _listed(data: np.ndarray | list[bytes]) -> list[Any]:
-    if isinstance(data, list):
-        return [element.decode() for element in data]
-    if data.dtype.kind == "f":
-        return np.round(data.astype(np.float64), 6).tolist()
-    return data.tolist()

@@ -21,7 +21,6 @@ import asyncio
 import io
 import os
 import random
-import signal
 import socket
 import struct
 import subprocess
@@ -40,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from digit_photos import encode_png, photograph
-from tests.servers import REPO, STARTUP_TIMEOUT_S, free_port, server_env, uvicorn_command
+from tests.servers import REPO, STARTUP_TIMEOUT_S, uvicorn_process
 
 SAMPLE_PATH = REPO / "tests" / "data" / "mnist_sample.npz"
 MIB = 1024 * 1024
@@ -78,7 +77,7 @@ def peak_rss_mib(pid: int) -> float:
 
 @dataclass
 class Server:
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[str]
     port: int
     log: Path
 
@@ -111,16 +110,6 @@ def wait_until_ready(server: Server, timeout_s: float = STARTUP_TIMEOUT_S) -> No
     raise RuntimeError(f"server not ready after {timeout_s:.0f} s:\n{server.log_text()[-3000:]}")
 
 
-def stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextmanager
 def serve(
     model_dir: Path,
@@ -129,25 +118,15 @@ def serve(
     settings: Mapping[str, str] | None = None,
     uvicorn_args: Sequence[str] = (),
 ) -> Iterator[Server]:
-    """A ready uvicorn serving ``model_dir``, stopped (SIGINT, then SIGKILL) on exit.
+    """A ready uvicorn serving ``model_dir`` (``tests.servers.uvicorn_process``), stopped on exit.
 
-    Output goes to ``log``: a pipe nobody reads would fill up and stall the server.
+    Readiness is awaited here rather than with ``tests.servers.wait_until_ready``, which fails
+    a pytest test: ``python -m tests.hardening.soak`` runs outside pytest.
     """
-    port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            uvicorn_command(port, uvicorn_args),
-            cwd=REPO,
-            env=server_env(model_dir, settings),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        server = Server(process, port, log)
-        try:
-            wait_until_ready(server)
-            yield server
-        finally:
-            stop(process)
+    with uvicorn_process(model_dir, log, settings, uvicorn_args) as (process, url):
+        server = Server(process, int(url.rsplit(":", 1)[1]), log)
+        wait_until_ready(server)
+        yield server
 
 
 # --- HTTP spoken by hand ----------------------------------------------------------------------
