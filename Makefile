@@ -6,7 +6,7 @@ PORT   ?= 8000
 HOST   ?= 0.0.0.0
 MODEL_DIR ?= models/mnist
 
-.PHONY: help setup train train-seed evaluate serve run test test-slow test-browser test-container lint format bench clean image hadolint accuracy soak fuzz audit
+.PHONY: help setup train train-seed evaluate serve run test test-slow test-browser test-container lint format bench bench-images clean image image-lite hadolint accuracy soak fuzz audit
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -58,9 +58,15 @@ clean:  ## remove caches (keeps .venv and models)
 # ---- container image and compose (docker, or ../shared/tools/containers-setup for podman)
 IMAGE ?= mnist-service:latest
 
-image:  ## build the Docker image $(IMAGE) and print its size
+IMAGE_LITE ?= mnist-service:lite
+
+image:  ## build the full Docker image $(IMAGE) (serves the SavedModel, trains) and print its size
 	docker build -t $(IMAGE) .
 	docker image ls $(IMAGE)
+
+image-lite:  ## build the lean serving image $(IMAGE_LITE) (model.tflite on LiteRT, no TensorFlow)
+	docker build --target api-lite -t $(IMAGE_LITE) .
+	docker image ls $(IMAGE_LITE)
 
 hadolint: setup  ## lint the Dockerfile
 	$(VENV)/bin/hadolint Dockerfile
@@ -76,6 +82,10 @@ test-browser: setup  ## the page end to end in headless Chromium (installs Debia
 bench: setup  ## load-test the service (/predict, /v2, /v1) beside the ceiling, naive and KServe references (needs a model; ~15 min)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.run
+
+bench-images: setup image image-lite  ## the lean image against the full one as containers: size, cold start, RSS, requests/s (~3 min)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.images --full $(IMAGE) --lite $(IMAGE_LITE)
 
 accuracy: setup  ## all 10,000 MNIST test digits (PNG and re-photographed) and held-out non-digits through POST /predict: accuracy, verdicts, calibration
 	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.accuracy_over_http

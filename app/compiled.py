@@ -1,21 +1,25 @@
-"""The served SavedModel compiled to TensorFlow Lite, for the hot path.
+"""The served model compiled to TensorFlow Lite and run on the standalone LiteRT runtime.
 
 Calling a restored SavedModel signature from Python costs about 1 ms before any arithmetic
-(eager dispatch, structure flattening, tensor conversion): on this 2-core machine one image
-took 1.0 ms and a batch of 32 4.5 ms. The same graph converted to TFLite and run by its
-interpreter (XNNPACK kernels) took 0.08 ms and 1.8 ms, with probabilities equal to 1e-9.
+(eager dispatch, structure flattening, tensor conversion), while the same graph converted to
+TFLite and run by an interpreter (XNNPACK kernels) costs microseconds, with probabilities equal
+to float rounding. The interpreter is Google's ``ai-edge-litert`` package, not TensorFlow's own
+``tf.lite.Interpreter`` (deprecated in TF 2.21), so nothing here needs TensorFlow.
 
-The SavedModel stays the contract: ``app.inference.load_model`` restores it and checks its
-signature as before, and a TFLite copy is only served after it has answered a check batch the
-way the signature does. ``training/`` writes that copy as ``model.tflite`` beside the
-SavedModel; a model directory without one (or with one that disagrees) has its signature
-converted here instead, which adds about a second to startup.
+Two ways to trust a ``model.tflite``:
+
+- beside the restored SavedModel (``INFERENCE_BACKEND=tflite``): ``check_agreement`` compares
+  the two on a check batch; a model directory without a TFLite copy (or with one that
+  disagrees) has its signature converted here instead (``compile_signature``, which does
+  import TensorFlow).
+- alone (``INFERENCE_BACKEND=litert``, ``app.standalone``): training recorded the file's
+  sha256 and a check batch with the SavedModel's answers at export time, and those are what
+  the file is checked against.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +47,9 @@ class LiteRunner:
     """
 
     def __init__(self, model_content: bytes, threads: int) -> None:
-        import tensorflow as tf
+        from ai_edge_litert.interpreter import Interpreter
 
-        with warnings.catch_warnings():
-            # TF 2.21 warns that tf.lite.Interpreter moves to the ai-edge-litert package; that
-            # package would load a second TFLite runtime beside TensorFlow's own.
-            warnings.simplefilter("ignore", UserWarning)
-            self._interpreter = tf.lite.Interpreter(
-                model_content=model_content, num_threads=threads
-            )
+        self._interpreter = Interpreter(model_content=model_content, num_threads=threads)
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:

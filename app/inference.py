@@ -62,13 +62,13 @@ class InferenceFailed(Exception):  # noqa: N818 - the service's vocabulary
 # --- finding and loading ----------------------------------------------------------------------
 
 
-def find_latest_version(root: Path) -> Path:
-    """The directory to load: ``root`` itself if it is a SavedModel, else its newest ``<n>/``.
+def find_latest_version(root: Path, marker: str = SAVED_MODEL_FILE) -> Path:
+    """The directory to load: ``root`` itself if it holds ``marker``, else its newest ``<n>/``.
 
     The newest version is served even if an older one would load: falling back silently would
     serve a model nobody asked for. Raises ModelLoadError when there is nothing to load.
     """
-    if (root / SAVED_MODEL_FILE).is_file():
+    if (root / marker).is_file():
         return root
     if not root.exists():
         raise ModelLoadError(f"No model found: {root} does not exist. {TRAIN_HINT}")
@@ -78,16 +78,20 @@ def find_latest_version(root: Path) -> Path:
     if not versions:
         raise ModelLoadError(
             f"No model found in {root}: expected version directories like "
-            f"{root / '1' / SAVED_MODEL_FILE}. {TRAIN_HINT}"
+            f"{root / '1' / marker}. {TRAIN_HINT}"
         )
     return max(versions, key=lambda p: int(p.name))
 
 
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
-    """A restored SavedModel's serving signature with the metadata written beside it."""
+    """A served model with the metadata written beside it.
 
-    signature: Callable[..., Mapping[str, Any]]
+    Either a restored SavedModel's serving signature (optionally with its TFLite copy in
+    ``compiled``), or, on the lean image, ``model.tflite`` alone (``signature`` None).
+    """
+
+    signature: Callable[..., Mapping[str, Any]] | None
     metadata: dict[str, Any]
     version: str
     path: Path
@@ -102,8 +106,11 @@ class LoadedModel:
 
     @property
     def backend(self) -> str:
-        """What answers ``predict``: ``tflite`` (compiled) or ``savedmodel`` (the signature)."""
-        return "savedmodel" if self.compiled is None else "tflite"
+        """What answers ``predict``: ``tflite`` (the TFLite copy beside the SavedModel),
+        ``savedmodel`` (the signature) or ``litert`` (``model.tflite`` without TensorFlow)."""
+        if self.compiled is None:
+            return "savedmodel"
+        return "tflite" if self.signature is not None else "litert"
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """(N,28,28,1) float32 -> (N,10) probabilities. Blocks: call from one worker thread."""
@@ -113,28 +120,42 @@ class LoadedModel:
 
     def call_signature(self, batch: np.ndarray) -> np.ndarray:
         """The SavedModel's own answer, whatever serves ``predict``."""
+        if self.signature is None:
+            raise RuntimeError("served without TensorFlow: there is no SavedModel signature")
         return self.signature(image=batch)[OUTPUT_NAME].numpy()
 
 
 def load_model(path: Path, *, backend: str = "savedmodel", threads: int = 1) -> LoadedModel:
     """Restore the newest version under ``path`` (or ``path`` itself) and check its signature.
 
-    With ``backend="tflite"`` the signature is also compiled to TFLite (``threads`` kernel
+    With ``backend="litert"`` only ``model.tflite`` is read, on LiteRT, and TensorFlow is never
+    imported (``app.standalone``). With ``backend="tflite"`` the signature is also compiled to TFLite (``threads`` kernel
     threads) and served that way once it agrees with the signature; if conversion fails or
     the answers differ, a warning is logged and the signature itself is served.
 
     Every failure is a ModelLoadError with a one-line message; the cause stays chained for
     debugging but never needs to be shown to an operator.
     """
+    if backend == "litert":
+        from app.standalone import load_standalone
+
+        return load_standalone(path, threads=threads)
     version_dir = find_latest_version(path)
     if not (version_dir / SAVED_MODEL_FILE).is_file():
         raise ModelLoadError(
             f"No model found in {version_dir}: {SAVED_MODEL_FILE} is missing. {TRAIN_HINT}"
         )
-    metadata = _read_metadata(version_dir)
+    metadata = read_metadata(version_dir)
     # Imported here, not at module level: TensorFlow takes seconds to import, and settings
     # errors or `import app.main` should not wait for it.
-    import tensorflow as tf
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"INFERENCE_BACKEND={backend} restores the SavedModel, but TensorFlow is not "
+            "installed (the lean image, or `pip install mnist-service` without the "
+            "[tensorflow] extra). Set INFERENCE_BACKEND=litert to serve model.tflite alone."
+        ) from exc
 
     try:
         owner = tf.saved_model.load(str(version_dir))
@@ -234,7 +255,7 @@ def warm_up(model: LoadedModel, max_batch_size: int) -> None:
             )
 
 
-def _read_metadata(version_dir: Path) -> dict[str, Any]:
+def read_metadata(version_dir: Path) -> dict[str, Any]:
     """metadata.json as a dict; a model without one is served with empty metadata."""
     metadata_path = version_dir / METADATA_FILE
     if not metadata_path.is_file():

@@ -396,11 +396,12 @@ class ModelInfo(BaseModel):
     tflite: dict[str, Any] | None = Field(
         None, description="The TFLite copy training wrote: file, sha256, its own test accuracy."
     )
-    backend: Literal["tflite", "savedmodel"] | None = Field(
+    backend: Literal["tflite", "savedmodel", "litert"] | None = Field(
         None,
         description=(
-            "What answers predictions: `tflite` (the model checked against its SavedModel) or "
-            "`savedmodel` (the signature itself; INFERENCE_BACKEND)."
+            "What answers predictions (INFERENCE_BACKEND): `tflite` (the TFLite copy, checked "
+            "against its SavedModel at startup), `savedmodel` (the signature itself) or `litert` "
+            "(model.tflite alone, checked against what training recorded; no TensorFlow)."
         ),
     )
     calibration: dict[str, Any] | None = Field(

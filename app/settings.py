@@ -49,11 +49,13 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a queued image may wait for others to share its model call.",
     )
-    INFERENCE_BACKEND: Literal["tflite", "savedmodel"] = Field(
+    INFERENCE_BACKEND: Literal["tflite", "savedmodel", "litert"] = Field(
         "tflite",
         description=(
-            "`tflite`: serve the SavedModel compiled to TFLite at startup (checked against it; "
-            "falls back to the signature if that fails). `savedmodel`: call the signature."
+            "`tflite`: restore the SavedModel and serve its TFLite copy on LiteRT once the two "
+            "agree (else the signature). `savedmodel`: call the signature. `litert`: serve "
+            "`model.tflite` alone, without TensorFlow (the lean image), after checking the "
+            "sha256 and check batch training recorded."
         ),
     )
     INFERENCE_THREADS: int = Field(

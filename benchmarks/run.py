@@ -10,6 +10,8 @@ kinds, samples the server's RSS, and writes a markdown table, JSON and a PNG plo
 - ``naive``: the tutorial's ``model.predict`` per request on the same SavedModel (the baseline);
 - ``service-savedmodel``: the real app calling the SavedModel signature instead of its TFLite copy
   (``INFERENCE_BACKEND=savedmodel``), to show what the TFLite backend buys;
+- ``service-litert``: the real app serving ``model.tflite`` alone without TensorFlow
+  (``INFERENCE_BACKEND=litert``, what the lean image runs), to show what a lean replica costs;
 - ``kserve``: KServe's own ModelServer doing the same job on the same ``model.tflite``
   (``benchmarks.kserve_peer``), the off-the-shelf way to serve this model.
 
@@ -102,6 +104,9 @@ SERVERS: dict[str, ServerSpec] = {  # run in this order in every repeat: ceiling
     "service": ServerSpec(uvicorn_command("app.main:app")),
     "service-savedmodel": ServerSpec(
         uvicorn_command("app.main:app"), env={"INFERENCE_BACKEND": "savedmodel"}
+    ),
+    "service-litert": ServerSpec(
+        uvicorn_command("app.main:app"), env={"INFERENCE_BACKEND": "litert"}
     ),
     "naive": ServerSpec(uvicorn_command("benchmarks.naive_app:app")),
     "kserve": ServerSpec(kserve_command, warmup="v1-b64"),
@@ -399,6 +404,8 @@ def plan(smoke: bool) -> list[tuple[str, str, int]]:
         points.append(("service", "oip-fp32", c))
     points.append(("service", "v1-b64", 32))
     points += [("service-savedmodel", "png28", 1), ("service-savedmodel", "png28", 32)]
+    points += [("service-litert", "png28", c) for c in (1, 32)]
+    points.append(("service-litert", "jpeg1000x750", 32))
     points += [("naive", "png28", 1), ("naive", "png28", 32)]
     points += [("kserve", "v1-b64", c) for c in (1, 8, 32, 64)]
     return points
@@ -604,6 +611,9 @@ def main(argv: list[str] | None = None) -> int:
             ),
             f"service /predict / KServe ModelServer (v1 b64), same PNG, {c} clients": ratio(
                 raw.get(("service", "png28", c)), raw.get(("kserve", "v1-b64", c))
+            ),
+            f"service-litert (no TensorFlow) / service, 28×28 PNG, {c} clients": ratio(
+                raw.get(("service-litert", "png28", c)), raw.get(("service", "png28", c))
             ),
             f"service v1-b64 / KServe v1-b64, {c} clients": ratio(
                 raw.get(("service", "v1-b64", c)), raw.get(("kserve", "v1-b64", c))

@@ -13,6 +13,7 @@ import platform
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
+from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,14 @@ from training.evaluate import (
     predict_tflite,
     saved_model_predictor,
 )
-from training.export import METADATA_FILE, REPORT_DIR, TFLITE_FILE, export_version, write_json
+from training.export import (
+    METADATA_FILE,
+    REPORT_DIR,
+    TFLITE_FILE,
+    export_version,
+    write_check_batch,
+    write_json,
+)
 from training.negatives import Negatives, available_held_out_kinds, load_negatives, mnist_frame
 from training.negatives import render_ink as render_negative_ink
 from training.report import write_report
@@ -45,6 +53,11 @@ from training.train import (
 # the HTTP benchmark draws its own, different ones).
 HELD_OUT_PER_KIND = 300
 HELD_OUT_SEED_OFFSET = 1_000
+
+
+def one_of_each_digit(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The first image of every class present, in class order (the check batch's digits)."""
+    return np.stack([images[np.flatnonzero(labels == d)[0]] for d in np.unique(labels)])
 
 
 def predict_in_memory(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
@@ -218,6 +231,8 @@ def train_and_export(
                 "sha256": hashlib.sha256((staging / TFLITE_FILE).read_bytes()).hexdigest(),
                 "test_accuracy": lite.accuracy,
                 "max_probability_difference": float(np.max(np.abs(lite_probs - probs))),
+                "runtime": f"ai-edge-litert {package_metadata.version('ai-edge-litert')}",
+                "check": write_check_batch(staging, one_of_each_digit(mnist.x_test, mnist.y_test)),
             },
             "data": {"source": mnist.source, "sha256": mnist.sha256s()},
             "tensorflow_version": tf.__version__,

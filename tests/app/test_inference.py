@@ -25,6 +25,7 @@ from app.inference import (
     load_model,
     warm_up,
 )
+from tests.app.tflite_models import uniform_tflite
 
 T = TypeVar("T")
 
@@ -195,23 +196,6 @@ def test_a_model_without_tflite_file_is_converted_at_startup(
     np.testing.assert_allclose(loaded.predict(digits), model.predict(digits), atol=1e-5)
 
 
-def _uniform_tflite() -> bytes:
-    """A valid TFLite model with the right shapes that ignores its input: 0.1 for every digit."""
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name="image")])
-    def uniform(image: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {
-            "probabilities": tf.nn.softmax(
-                tf.reduce_sum(image, axis=[1, 2]) * 0 + tf.zeros([1, 10])
-            )
-        }
-
-    return tf.lite.TFLiteConverter.from_concrete_functions(
-        [uniform.get_concrete_function()], uniform
-    ).convert()
-
-
 @pytest.mark.parametrize("replacement", ["another model", "garbage"])
 def test_a_tflite_file_that_disagrees_with_the_saved_model_is_not_served(
     tmp_path: Path,
@@ -222,7 +206,7 @@ def test_a_tflite_file_that_disagrees_with_the_saved_model_is_not_served(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     version = shutil.copytree(model_dir, tmp_path / "1")
-    content = _uniform_tflite() if replacement == "another model" else b"TFL3" + b"\x00" * 64
+    content = uniform_tflite() if replacement == "another model" else b"TFL3" + b"\x00" * 64
     (version / "model.tflite").write_bytes(content)
     loaded = load_model(version, backend="tflite")
     assert (loaded.backend, loaded.compiled_source) == ("tflite", "converted at startup")

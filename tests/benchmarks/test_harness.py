@@ -63,3 +63,16 @@ def test_servers_option_rejects_unknown_names(capsys: pytest.CaptureFixture[str]
         bench_main(["--smoke", "--servers", "service,triton"])
     assert exit_info.value.code == 2
     assert "triton" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rps", [180.0, 1_226.0, 2_700.0])
+def test_capacity_plans_enough_replicas_and_no_more(rps: float) -> None:
+    from benchmarks.images import CAPACITY_TARGETS, TARGET_UTILISATION, capacity
+
+    rows = capacity(rps, cores_per_replica=1.0)
+    assert [target for target, _, _ in rows] == list(CAPACITY_TARGETS)
+    for target, replicas, cores in rows:
+        assert replicas >= 2, "one replica is no replica set: a rollout or a crash drops traffic"
+        assert replicas * rps * TARGET_UTILISATION >= target
+        assert replicas == 2 or (replicas - 1) * rps * TARGET_UTILISATION < target
+        assert cores == replicas

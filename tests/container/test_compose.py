@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.container, pytest.mark.timeout(3600)]
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_PATH = ROOT / "tests" / "data" / "mnist_sample.npz"
 IMAGE = os.environ.get("CONTAINER_TEST_IMAGE", "mnist-service:container-test")
+LITE_IMAGE = os.environ.get("CONTAINER_TEST_LITE_IMAGE", "mnist-service:lite-container-test")
 # The seed network: ~94% test accuracy in ~10 s of training on 2 cores. (The default recipe
 # needs more epochs than that to leave chance level, and the recipe is not what's under test here.)
 QUICK_TRAINING = "--arch seed --limit 6000 --epochs 2 --quiet"
@@ -238,6 +239,63 @@ def test_api_container_is_hardened(stack: Stack) -> None:
     assert status["NoNewPrivs"].strip() == "1"
     mounts = {m["Destination"]: m for m in stack.inspect("api")["Mounts"]}
     assert mounts["/models"]["RW"] is False, "the models volume must be read-only for the API"
+
+
+@pytest.fixture(scope="module")
+def lite_image(image: str) -> str:
+    started = time.monotonic()
+    run("docker", "build", "--target", "api-lite", "-t", LITE_IMAGE, ".", timeout=3000)
+    print(f"[container] lean image {LITE_IMAGE} built in {time.monotonic() - started:.0f}s")
+    return LITE_IMAGE
+
+
+def test_lean_image_has_no_tensorflow(lite_image: str) -> None:
+    probe = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "python", lite_image, "-c", "import tensorflow"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert probe.returncode != 0
+    assert "No module named 'tensorflow'" in probe.stderr
+
+
+def test_lean_image_serves_the_trained_model_like_the_full_one(
+    stack: Stack, lite_image: str
+) -> None:
+    """The lean image on the model the full image's trainer wrote: same answers, no TensorFlow."""
+    port = free_port()
+    name = f"{stack.project}-lite"
+    run(
+        *("docker", "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp"),
+        *("--cap-drop", "ALL", "--security-opt", "no-new-privileges:true"),
+        *("-v", f"{stack.project}_models:/models:ro", "-p", f"127.0.0.1:{port}:8000", lite_image),
+    )
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}")
+        with np.load(SAMPLE_PATH) as f:
+            x_test = f["x_test"][:30]
+        with (
+            httpx.Client(base_url=stack.base_url, trust_env=False, timeout=30) as full,
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=30) as lite,
+        ):
+            model = lite.get("/model").json()
+            assert model["backend"] == "litert"
+            assert model["version"] == full.get("/model").json()["version"]
+            for i, digit in enumerate(x_test):
+                files = {"file": (f"mnist-{i}.png", png_bytes(digit), "image/png")}
+                want = full.post("/predict", files=files).json()
+                got = lite.post("/predict", files=files).json()
+                assert (got["best_guess"], got["verdict"]) == (want["best_guess"], want["verdict"])
+                np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-4)
+        logs = subprocess.run(
+            ["docker", "logs", name], capture_output=True, text=True, check=False, timeout=60
+        )
+        assert "serving model.tflite on LiteRT, without TensorFlow" in logs.stdout + logs.stderr
+        assert run("docker", "exec", name, "id", "-u").strip() == "10001"
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False, timeout=60)
 
 
 def test_restart_serves_without_retraining(stack: Stack) -> None:

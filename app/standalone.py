@@ -1,0 +1,143 @@
+"""Serving ``model.tflite`` alone on LiteRT: no TensorFlow installed, imported or needed.
+
+The full service restores the SavedModel to check the TFLite copy against it, which costs the
+TensorFlow runtime's memory and import time in every replica. Here that check has already been
+made at training time, and this module verifies the record of it instead:
+
+- the file's sha256 equals the one ``metadata.json`` recorded at export (``tflite.sha256``), so
+  the bytes are the ones training compared with the SavedModel over the whole test set;
+- the check batch written beside it (``tflite_check.npz``: real test digits and pseudo-random
+  images, with the SavedModel's own probabilities for them) gets the same probabilities from
+  this runtime, so this LiteRT build computes what TensorFlow computed.
+
+Anything missing or different fails startup with a ModelLoadError: a replica that cannot prove
+it serves the trained model must not become ready.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.compiled import MAX_DIFFERENCE, TFLITE_FILE, CompilationFailed, LiteRunner, read_compiled
+from app.inference import (
+    INPUT_SHAPE,
+    NUM_CLASSES,
+    TRAIN_HINT,
+    LoadedModel,
+    ModelLoadError,
+    find_latest_version,
+    logger,
+    read_metadata,
+)
+
+CHECK_FILE = "tflite_check.npz"
+CHECK_INPUT = "image"
+CHECK_OUTPUT = "probabilities"
+REEXPORT_HINT = (
+    "Retrain with this version's `make train`, or serve the SavedModel with "
+    "INFERENCE_BACKEND=tflite (the full image)."
+)
+
+
+def load_standalone(path: Path, *, threads: int = 1) -> LoadedModel:
+    """The newest ``model.tflite`` under ``path`` (or in ``path``), verified against its record."""
+    started = time.perf_counter()
+    version_dir = find_latest_version(path, marker=TFLITE_FILE)
+    model_file = version_dir / TFLITE_FILE
+    if not model_file.is_file():
+        raise ModelLoadError(
+            f"No model found in {version_dir}: {TFLITE_FILE} is missing. {TRAIN_HINT}"
+        )
+    metadata = read_metadata(version_dir)
+    record = metadata.get("tflite")
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        raise ModelLoadError(
+            f"{version_dir / 'metadata.json'} records no sha256 for {TFLITE_FILE}, so the file "
+            f"cannot be verified without TensorFlow. {REEXPORT_HINT}"
+        )
+    digest = _sha256(model_file)
+    if digest != record["sha256"]:
+        raise ModelLoadError(
+            f"{model_file} is not the file training exported: its sha256 is {digest[:12]}..., "
+            f"metadata.json records {record['sha256'][:12]}.... {TRAIN_HINT}"
+        )
+    try:
+        runner = read_compiled(model_file, threads)
+    except CompilationFailed as exc:
+        raise ModelLoadError(f"{model_file} could not be loaded ({exc}). {TRAIN_HINT}") from exc
+    if runner is None:  # removed between the lookup and the read
+        raise ModelLoadError(f"No model found: {model_file} is missing. {TRAIN_HINT}")
+    difference = check_recorded(runner, version_dir, record)
+    version = version_dir.name if version_dir.name.isdigit() else None
+    version = version or str(metadata.get("version") or version_dir.name)
+    logger.info(
+        "serving model.tflite on LiteRT, without TensorFlow",
+        extra={
+            "fields": {
+                "path": str(version_dir),
+                "sha256": digest,
+                "threads": threads,
+                "max_difference": difference,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        },
+    )
+    return LoadedModel(
+        signature=None,
+        metadata=metadata,
+        version=version,
+        path=version_dir,
+        compiled=runner,
+        compiled_source=f"{TFLITE_FILE} (sha256 and check batch verified)",
+    )
+
+
+def check_recorded(runner: LiteRunner, version_dir: Path, record: dict[str, Any]) -> float:
+    """Largest difference between ``runner`` and the SavedModel's recorded check answers."""
+    check_file = version_dir / CHECK_FILE
+    check = record.get("check")
+    if not isinstance(check, dict) or not check_file.is_file():
+        raise ModelLoadError(
+            f"{version_dir} has no check batch recorded at export ({CHECK_FILE} and "
+            f"metadata.json tflite.check). {REEXPORT_HINT}"
+        )
+    if _sha256(check_file) != check.get("sha256"):
+        raise ModelLoadError(
+            f"{check_file} does not match the sha256 metadata.json records. {TRAIN_HINT}"
+        )
+    try:
+        with np.load(check_file, allow_pickle=False) as arrays:
+            images = np.asarray(arrays[CHECK_INPUT], dtype=np.float32)
+            expected = np.asarray(arrays[CHECK_OUTPUT], dtype=np.float32)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelLoadError(f"Could not read {check_file} ({exc}). {TRAIN_HINT}") from exc
+    if images.shape[1:] != INPUT_SHAPE or expected.shape != (len(images), NUM_CLASSES):
+        raise ModelLoadError(
+            f"{check_file} holds images {images.shape} and probabilities {expected.shape}; "
+            f"expected (N, 28, 28, 1) and (N, 10). {TRAIN_HINT}"
+        )
+    got = runner(images)
+    if got.shape != expected.shape:
+        raise ModelLoadError(
+            f"{TFLITE_FILE} returned {got.shape} for the check batch, expected {expected.shape}."
+        )
+    difference = float(np.max(np.abs(got - expected)))
+    if not difference <= MAX_DIFFERENCE:  # also catches NaN
+        raise ModelLoadError(
+            f"{TFLITE_FILE} on this LiteRT answers the check batch differently from the "
+            f"SavedModel at export (largest probability difference {difference:.2g}, allowed "
+            f"{MAX_DIFFERENCE:g}). {REEXPORT_HINT}"
+        )
+    return difference
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ModelLoadError(f"Could not read {path} ({exc.strerror}). {TRAIN_HINT}") from exc
