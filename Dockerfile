@@ -73,6 +73,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY training ./training
+COPY contract ./contract
 # `installer` (PyPA's wheel installer) puts the wheel into the lean venv, which has no pip.
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
  && pip install --no-cache-dir --target /installer 'installer>=0.7,<1'

@@ -27,8 +27,6 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-TFLITE_FILE = "model.tflite"
-
 # Probabilities from the two runtimes differ by float rounding (1e-9 seen); anything near this
 # bound means the conversion changed the model, and the signature is served instead.
 MAX_DIFFERENCE = 1e-4

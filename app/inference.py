@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -28,17 +27,20 @@ from typing import Any
 
 import numpy as np
 
-SIGNATURE = "serving_default"
-INPUT_NAME = "image"
-OUTPUT_NAME = "probabilities"
-INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
-METADATA_FILE = "metadata.json"
-SAVED_MODEL_FILE = "saved_model.pb"
-TRAIN_HINT = "Train one with `make train`, or point MODEL_DIR at a model directory."
+from contract import (
+    INPUT_NAME,
+    INPUT_SHAPE,
+    METADATA_FILE,
+    NUM_CLASSES,
+    OUTPUT_NAME,
+    SAVED_MODEL_FILE,
+    SIGNATURE,
+    TFLITE_FILE,
+    NoModelFound,
+    latest_version,
+)
 
-# Only published versions: positive integers. Exporters build in hidden ``.staging-*`` siblings.
-_VERSION_NAME = re.compile(r"[1-9][0-9]*")
+TRAIN_HINT = "Train one with `make train`, or point MODEL_DIR at a model directory."
 
 logger = logging.getLogger(__name__)
 
@@ -63,24 +65,11 @@ class InferenceFailed(Exception):  # noqa: N818 - the service's vocabulary
 
 
 def find_latest_version(root: Path, marker: str = SAVED_MODEL_FILE) -> Path:
-    """The directory to load: ``root`` itself if it holds ``marker``, else its newest ``<n>/``.
-
-    The newest version is served even if an older one would load: falling back silently would
-    serve a model nobody asked for. Raises ModelLoadError when there is nothing to load.
-    """
-    if (root / marker).is_file():
-        return root
-    if not root.exists():
-        raise ModelLoadError(f"No model found: {root} does not exist. {TRAIN_HINT}")
-    if not root.is_dir():
-        raise ModelLoadError(f"No model found: {root} is not a directory. {TRAIN_HINT}")
-    versions = [p for p in root.iterdir() if _VERSION_NAME.fullmatch(p.name) and p.is_dir()]
-    if not versions:
-        raise ModelLoadError(
-            f"No model found in {root}: expected version directories like "
-            f"{root / '1' / marker}. {TRAIN_HINT}"
-        )
-    return max(versions, key=lambda p: int(p.name))
+    """``contract.latest_version``, failing as a ModelLoadError that says how to get a model."""
+    try:
+        return latest_version(root, marker)
+    except NoModelFound as exc:
+        raise ModelLoadError(f"{exc} {TRAIN_HINT}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +174,6 @@ def _compiled(loaded: LoadedModel, threads: int) -> LoadedModel:
     """``loaded`` served through TFLite: its ``model.tflite`` if that agrees with the signature,
     else the signature converted now; unchanged (the signature itself) if neither works."""
     from app.compiled import (
-        TFLITE_FILE,
         CompilationFailed,
         check_agreement,
         compile_signature,

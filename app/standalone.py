@@ -23,10 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from app.compiled import MAX_DIFFERENCE, TFLITE_FILE, CompilationFailed, LiteRunner, read_compiled
+from app.compiled import MAX_DIFFERENCE, CompilationFailed, LiteRunner, read_compiled
 from app.inference import (
-    INPUT_SHAPE,
-    NUM_CLASSES,
     TRAIN_HINT,
     LoadedModel,
     ModelLoadError,
@@ -34,10 +32,16 @@ from app.inference import (
     logger,
     read_metadata,
 )
+from contract import (
+    CHECK_FILE,
+    CHECK_INPUT,
+    CHECK_OUTPUT,
+    INPUT_SHAPE,
+    METADATA_FILE,
+    NUM_CLASSES,
+    TFLITE_FILE,
+)
 
-CHECK_FILE = "tflite_check.npz"
-CHECK_INPUT = "image"
-CHECK_OUTPUT = "probabilities"
 REEXPORT_HINT = (
     "Retrain with this version's `make train`, or serve the SavedModel with "
     "INFERENCE_BACKEND=tflite (the full image)."
@@ -57,14 +61,14 @@ def load_standalone(path: Path, *, threads: int = 1) -> LoadedModel:
     record = metadata.get("tflite")
     if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
         raise ModelLoadError(
-            f"{version_dir / 'metadata.json'} records no sha256 for {TFLITE_FILE}, so the file "
+            f"{version_dir / METADATA_FILE} records no sha256 for {TFLITE_FILE}, so the file "
             f"cannot be verified without TensorFlow. {REEXPORT_HINT}"
         )
     digest = _sha256(model_file)
     if digest != record["sha256"]:
         raise ModelLoadError(
             f"{model_file} is not the file training exported: its sha256 is {digest[:12]}..., "
-            f"metadata.json records {record['sha256'][:12]}.... {TRAIN_HINT}"
+            f"{METADATA_FILE} records {record['sha256'][:12]}.... {TRAIN_HINT}"
         )
     try:
         runner = read_compiled(model_file, threads)
@@ -104,11 +108,11 @@ def check_recorded(runner: LiteRunner, version_dir: Path, record: dict[str, Any]
     if not isinstance(check, dict) or not check_file.is_file():
         raise ModelLoadError(
             f"{version_dir} has no check batch recorded at export ({CHECK_FILE} and "
-            f"metadata.json tflite.check). {REEXPORT_HINT}"
+            f"{METADATA_FILE} tflite.check). {REEXPORT_HINT}"
         )
     if _sha256(check_file) != check.get("sha256"):
         raise ModelLoadError(
-            f"{check_file} does not match the sha256 metadata.json records. {TRAIN_HINT}"
+            f"{check_file} does not match the sha256 {METADATA_FILE} records. {TRAIN_HINT}"
         )
     try:
         with np.load(check_file, allow_pickle=False) as arrays:

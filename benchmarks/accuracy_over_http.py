@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.run import ROOT, free_port
+from contract import METADATA_FILE
 from digit_photos import KINDS, encode_png, photograph
 
 # The benchmark's own non-digits: the held-out generators, with a seed that neither training
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     mnist = load_mnist()
     x, y = mnist.x_test[: args.limit], mnist.y_test[: args.limit]
-    meta = json.loads((resolve_version_dir(args.model_dir) / "metadata.json").read_text())
+    meta = json.loads((resolve_version_dir(args.model_dir) / METADATA_FILE).read_text())
 
     proc, url = start_service(args.model_dir)
     temperature = float(meta.get("calibration", {}).get("temperature", 1.0))

@@ -40,29 +40,20 @@ from kserve.logging import KSERVE_LOG_CONFIG, configure_logging
 
 from app.errors import ImageError
 from app.preprocessing import DEFAULT_MAX_PIXELS, preprocess_image
+from contract import INPUT_NAME, OUTPUT_NAME, SIGNATURE, TFLITE_FILE, NoModelFound, latest_version
 
 MODEL_NAME = "mnist-image"
-SIGNATURE = "serving_default"
-INPUT_NAME = "image"
-OUTPUT_NAME = "probabilities"
-TFLITE_FILE = "model.tflite"
 
 
 def resolve_version_dir(model_dir: Path) -> Path:
     """``model_dir`` itself if it holds a model, else its newest numbered version.
 
-    The same rule as the service's ``MODEL_DIR``, so the harness hands both the same path.
+    The contract's rule, the service's too, so the harness hands both the same path.
     """
-    if (model_dir / TFLITE_FILE).is_file():
-        return model_dir
-    versions = sorted(
-        (p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()),
-        key=lambda p: int(p.name),
-    )
-    for version in reversed(versions):
-        if (version / TFLITE_FILE).is_file():
-            return version
-    raise FileNotFoundError(f"no {TFLITE_FILE} in {model_dir} or its numbered versions")
+    try:
+        return latest_version(model_dir, marker=TFLITE_FILE)
+    except NoModelFound as exc:
+        raise FileNotFoundError(str(exc)) from exc
 
 
 class MnistImageModel(kserve.Model):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 from typing import Annotated
 
 import keras
@@ -15,12 +16,13 @@ import numpy as np
 from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
+from contract import INPUT_NAME, INPUT_SHAPE, SIGNATURE, latest_version
+
 
 def _load(model_dir: str) -> keras.Model:
-    versions = [d for d in os.listdir(model_dir) if d.isdigit()]
-    path = os.path.join(model_dir, max(versions, key=int)) if versions else model_dir
-    layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")
-    inputs = keras.Input((28, 28, 1), name="image")
+    path = latest_version(Path(model_dir))
+    layer = keras.layers.TFSMLayer(str(path), call_endpoint=SIGNATURE)
+    inputs = keras.Input(INPUT_SHAPE, name=INPUT_NAME)
     return keras.Model(inputs, layer(inputs))
 
 

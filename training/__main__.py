@@ -101,14 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("training")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from training.versions import existing_versions
+    from contract import METADATA_FILE, versions
 
-    if args.if_missing and existing_versions(args.out):
-        log.info(
-            "model already present at %s/%d; nothing to do",
-            args.out,
-            existing_versions(args.out)[-1],
-        )
+    if args.if_missing and (published := versions(args.out)):
+        log.info("model already present at %s; nothing to do", published[-1])
         return 0
 
     from training.data import DatasetError, load_mnist
@@ -159,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         else "digits only",
     )
     target = train_and_export(mnist, config, args.out, on_evaluated=print, negatives=negatives)
-    meta = json.loads((target / "metadata.json").read_text())
+    meta = json.loads((target / METADATA_FILE).read_text())
     print(
         f"\nexported {target}  arch={meta['arch']}  test_accuracy={meta['test_accuracy']:.4f}  "
         f"params={meta['parameters']}  training={meta['training_seconds']}s"

@@ -15,9 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-SIGNATURE = "serving_default"
-INPUT_NAME = "image"
-OUTPUT_NAME = "probabilities"
+from contract import (
+    INPUT_NAME,
+    METADATA_FILE,
+    OUTPUT_NAME,
+    SIGNATURE,
+    NoModelFound,
+    latest_version,
+    to_model_input,
+)
 
 
 @dataclass(frozen=True)
@@ -65,15 +71,11 @@ def evaluate_probabilities(probs: np.ndarray, labels: np.ndarray) -> Evaluation:
 
 
 def resolve_version_dir(path: Path) -> Path:
-    """A version directory itself, or the newest integer-named child of a model root."""
-    if (path / "saved_model.pb").is_file():
-        return path
-    versions = (
-        [p for p in path.iterdir() if p.is_dir() and p.name.isdigit()] if path.is_dir() else []
-    )
-    if not versions:
-        raise FileNotFoundError(f"no SavedModel version under {path}")
-    return max(versions, key=lambda p: int(p.name))
+    """A version directory itself, or the newest version under a model root."""
+    try:
+        return latest_version(path)
+    except NoModelFound as exc:
+        raise FileNotFoundError(str(exc)) from exc
 
 
 def saved_model_predictor(
@@ -85,7 +87,7 @@ def saved_model_predictor(
     serve = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
 
     def predict(images: np.ndarray) -> np.ndarray:
-        x = (images.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
+        x = to_model_input(images)
         out = [
             serve(**{INPUT_NAME: tf.constant(x[i : i + batch_size])})[OUTPUT_NAME].numpy()
             for i in range(0, len(x), batch_size)
@@ -112,7 +114,7 @@ def predict_tflite(model_path: Path, images: np.ndarray, batch_size: int = 1000)
 
     interpreter = Interpreter(model_path=str(model_path))
     runner = interpreter.get_signature_runner(SIGNATURE)
-    x = (images.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
+    x = to_model_input(images)
     out = [
         runner(**{INPUT_NAME: x[i : i + batch_size]})[OUTPUT_NAME]
         for i in range(0, len(x), batch_size)
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ev = evaluate_probabilities(probs, mnist.y_test)
     result: dict[str, object] = ev.to_dict()
     text = f"{version_dir}\n{format_evaluation(ev)}"
-    meta_path = version_dir / "metadata.json"
+    meta_path = version_dir / METADATA_FILE
     points = (
         json.loads(meta_path.read_text()).get("operating_points") if meta_path.is_file() else None
     )

@@ -8,8 +8,8 @@ TensorFlow Lite, which the service runs on LiteRT (a Python call of the SavedMod
 costs about a millisecond before any arithmetic, the interpreter microseconds). The full service
 checks that copy against the SavedModel it restores; the lean one, without TensorFlow, checks
 it against ``tflite_check.npz``: a check batch with the SavedModel's own answers, written here,
-whose sha256 metadata.json records with the TFLite file's. A version is built in a hidden sibling directory and renamed
-into place only when complete, so a reader never sees half of one.
+whose sha256 metadata.json records with the TFLite file's. A version is built in a hidden
+sibling directory and renamed into place only when complete, so a reader never sees half of one.
 """
 
 from __future__ import annotations
@@ -26,13 +26,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.evaluate import INPUT_NAME, OUTPUT_NAME, SIGNATURE
-from training.versions import next_version
+from contract import (
+    CHECK_FILE,
+    CHECK_INPUT,
+    CHECK_OUTPUT,
+    INPUT_NAME,
+    INPUT_SHAPE,
+    METADATA_FILE,
+    OUTPUT_NAME,
+    SIGNATURE,
+    STAGING_PREFIX,
+    TFLITE_FILE,
+    next_version,
+    to_model_input,
+)
 
-METADATA_FILE = "metadata.json"
-REPORT_DIR = "report"
-TFLITE_FILE = "model.tflite"
-CHECK_FILE = "tflite_check.npz"
 # Pseudo-random images beside the real digits in the check batch: a wrong weight can hide on
 # inputs that look like training data, but hardly on noise.
 CHECK_NOISE_IMAGES = 4
@@ -60,7 +68,7 @@ def write_saved_model(model: keras.Model, path: Path, temperature: float = 1.0) 
     archive.add_endpoint(
         name=SIGNATURE,
         fn=lambda image: {OUTPUT_NAME: serve(image)},
-        input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name=INPUT_NAME)],
+        input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32, name=INPUT_NAME)],
     )
     archive.write_out(str(path), verbose=False)
 
@@ -85,14 +93,14 @@ def write_check_batch(version_dir: Path, digits: np.ndarray, seed: int = 0) -> d
     rng = np.random.default_rng(seed)
     images = np.concatenate(
         [
-            (digits.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1),
-            rng.random((CHECK_NOISE_IMAGES, 28, 28, 1), dtype=np.float32),
+            to_model_input(digits),
+            rng.random((CHECK_NOISE_IMAGES, *INPUT_SHAPE), dtype=np.float32),
         ]
     )
     serve = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
     probabilities = serve(**{INPUT_NAME: tf.constant(images)})[OUTPUT_NAME].numpy()
     path = version_dir / CHECK_FILE
-    np.savez(path, image=images, probabilities=probabilities.astype(np.float32))
+    np.savez(path, **{CHECK_INPUT: images, CHECK_OUTPUT: probabilities.astype(np.float32)})
     return {
         "file": CHECK_FILE,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -111,7 +119,7 @@ def export_version(
     ``finish`` runs against the staged SavedModel, so metrics come from the artifact itself.
     """
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
     try:
         write_saved_model(model, staging, temperature)
         write_tflite(staging)

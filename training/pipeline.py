@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from contract import METADATA_FILE, REPORT_DIR, SIGNATURE, TFLITE_FILE
 from training import calibrate
 from training.data import Mnist
 from training.evaluate import (
@@ -29,14 +30,7 @@ from training.evaluate import (
     predict_tflite,
     saved_model_predictor,
 )
-from training.export import (
-    METADATA_FILE,
-    REPORT_DIR,
-    TFLITE_FILE,
-    export_version,
-    write_check_batch,
-    write_json,
-)
+from training.export import export_version, write_check_batch, write_json
 from training.negatives import Negatives, available_held_out_kinds, load_negatives, mnist_frame
 from training.negatives import render_ink as render_negative_ink
 from training.report import write_report
@@ -225,7 +219,7 @@ def train_and_export(
                 "convention": "white digit on black, MNIST-normalised",
             },
             "output": {"name": "probabilities", "shape": [None, 10], "dtype": "float32"},
-            "signature": "serving_default",
+            "signature": SIGNATURE,
             "tflite": {
                 "file": TFLITE_FILE,
                 "sha256": hashlib.sha256((staging / TFLITE_FILE).read_bytes()).hexdigest(),

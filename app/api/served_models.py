@@ -21,10 +21,10 @@ import numpy as np
 from app.api.deps import Serving
 from app.api.images import prepare_many
 from app.errors import ImageError, ImageTooLarge
-from app.inference import INPUT_SHAPE, NUM_CLASSES
 from app.schemas import Preprocess
 from app.tensors import BYTES, ProtocolError, TensorSpec
 from app.verdicts import judge
+from contract import INPUT_SHAPE, NUM_CLASSES
 
 NOT_A_DIGIT = -1
 """``digit`` for a ``not_a_digit`` verdict: an INT32 tensor has no null."""

@@ -26,7 +26,6 @@ from app.api.served_models import (
     run_images,
     run_pixels,
 )
-from app.inference import SIGNATURE
 from app.observability import add_log_fields
 from app.protocol_schemas import (
     PREDICT_REQUEST_SCHEMA,
@@ -36,6 +35,7 @@ from app.protocol_schemas import (
     SignatureMetadata,
 )
 from app.tensors import ProtocolError, json_values
+from contract import SIGNATURE
 
 router = APIRouter(prefix="/v1", tags=["tensorflow serving"])
 

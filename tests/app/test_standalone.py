@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from app.inference import LoadedModel, ModelLoadError, load_model
-from app.standalone import CHECK_FILE
+from contract import CHECK_FILE
 from tests.app.tflite_models import uniform_tflite
 from tests.servers import REPO, server_env, uvicorn_process, wait_until_ready
 

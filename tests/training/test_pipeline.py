@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from contract import versions
 from tests.conftest import FIXTURE_NEGATIVES, FIXTURE_VALIDATION
 from training import calibrate, export
 from training.__main__ import main as training_main
@@ -21,7 +22,6 @@ from training.evaluate import (
 )
 from training.models import build_seed
 from training.train import augment_batch, scale_images, split_validation
-from training.versions import existing_versions
 
 
 def test_signature_contract(model_dir: Path) -> None:
@@ -158,7 +158,7 @@ def test_a_crash_during_export_leaves_no_version(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError):
         export.export_version(build_seed(), tmp_path, crash)
-    assert existing_versions(tmp_path) == []
+    assert versions(tmp_path) == []
     assert list(tmp_path.iterdir()) == []
 
 
@@ -194,4 +194,4 @@ def test_cli_with_bad_data_path_fails_cleanly(tmp_path: Path, capsys) -> None:
 
 def test_cli_if_missing_skips_when_a_model_exists(model_root: Path, caplog) -> None:
     assert training_main(["--if-missing", "--out", str(model_root)]) == 0
-    assert existing_versions(model_root) == [1]
+    assert [v.name for v in versions(model_root)] == ["1"]
