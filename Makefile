@@ -68,8 +68,8 @@ image-lite:  ## build the lean serving image $(IMAGE_LITE) (model.tflite on Lite
 	docker build --target api-lite -t $(IMAGE_LITE) .
 	docker image ls $(IMAGE_LITE)
 
-hadolint: setup  ## lint the Dockerfile
-	$(VENV)/bin/hadolint Dockerfile
+hadolint: setup  ## lint the Dockerfiles (the service, the load balancer)
+	$(VENV)/bin/hadolint Dockerfile deploy/haproxy/Dockerfile
 
 test-container: setup  ## build the image, compose up (quick training), predict, restart: 3 min warm, 7 cold
 	@command -v docker >/dev/null || { echo "need docker: on these machines run ../shared/tools/containers-setup as root"; exit 1; }
