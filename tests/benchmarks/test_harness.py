@@ -65,14 +65,15 @@ def test_servers_option_rejects_unknown_names(capsys: pytest.CaptureFixture[str]
     assert "triton" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("rps", [180.0, 1_226.0, 2_700.0])
-def test_capacity_plans_enough_replicas_and_no_more(rps: float) -> None:
+@pytest.mark.parametrize(("rps", "cpu_us"), [(180.0, 5_000.0), (1_226.0, 700.0), (2_700.0, 450.0)])
+def test_capacity_plans_enough_replicas_and_cores_and_no_more(rps: float, cpu_us: float) -> None:
     from benchmarks.images import CAPACITY_TARGETS, TARGET_UTILISATION, capacity
 
-    rows = capacity(rps, cores_per_replica=1.0)
+    rows = capacity(rps, cpu_us)
     assert [target for target, _, _ in rows] == list(CAPACITY_TARGETS)
     for target, replicas, cores in rows:
         assert replicas >= 2, "one replica is no replica set: a rollout or a crash drops traffic"
         assert replicas * rps * TARGET_UTILISATION >= target
         assert replicas == 2 or (replicas - 1) * rps * TARGET_UTILISATION < target
-        assert cores == replicas
+        # Cores at the target utilisation serve the target exactly.
+        assert cores * TARGET_UTILISATION * 1e6 / cpu_us == pytest.approx(target)
