@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.verdicts import Verdict
+from contract import ModelMetadata
 
 
 def _absent(value: object) -> bool:
@@ -331,8 +332,9 @@ class OperatingPointsInfo(BaseModel):
     )
 
 
-class ModelInfo(BaseModel):
-    """What ``training/`` recorded about the served model (``metadata.json``)."""
+class ModelInfo(ModelMetadata):
+    """What ``training/`` recorded about the served model (``metadata.json``, whose schema is
+    ``contract.metadata``), with what the service serves it with."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -373,29 +375,6 @@ class ModelInfo(BaseModel):
         },
     )
 
-    version: str
-    arch: str | None = None
-    parameters: int | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    seed: int | None = None
-    train_examples: int | None = None
-    test_accuracy: float | None = Field(None, description="Accuracy on the MNIST test set.")
-    test_loss: float | None = None
-    per_class: list[dict[str, Any]] | None = Field(
-        None, description="Precision, recall and F1 per digit on the test set."
-    )
-    confusion_matrix: list[list[int]] | None = None
-    training_seconds: float | None = None
-    recipe: dict[str, Any] | None = None
-    data: dict[str, Any] | None = None
-    tensorflow_version: str | None = None
-    keras_version: str | None = None
-    created: str | None = Field(None, description="When the model was exported (ISO 8601).")
-    report: list[str] | None = Field(None, description="Report images beside the model.")
-    tflite: dict[str, Any] | None = Field(
-        None, description="The TFLite copy training wrote: file, sha256, its own test accuracy."
-    )
     backend: Literal["tflite", "savedmodel", "litert"] | None = Field(
         None,
         description=(
@@ -404,19 +383,6 @@ class ModelInfo(BaseModel):
             "(model.tflite alone, checked against what training recorded; no TensorFlow)."
         ),
     )
-    calibration: dict[str, Any] | None = Field(
-        None,
-        description=(
-            "How training calibrated the probabilities (a temperature, already part of the "
-            "served model) and the calibration error on the test set before and after."
-        ),
-    )
-    operating_points: OperatingPointsInfo | None = Field(
+    operating_points: OperatingPointsInfo | None = Field(  # type: ignore[assignment]
         None, description="The thresholds behind each answer's `verdict`, as in force."
-    )
-    negatives: dict[str, Any] | None = Field(
-        None, description="The non-digit images training showed the model (outlier exposure)."
-    )
-    validation: dict[str, Any] | None = Field(
-        None, description="The validation split the temperature and thresholds were fitted on."
     )

@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from app.compiled import MAX_DIFFERENCE, CompilationFailed, LiteRunner, read_compiled
 from app.inference import (
@@ -40,6 +40,8 @@ from contract import (
     METADATA_FILE,
     NUM_CLASSES,
     TFLITE_FILE,
+    ModelMetadata,
+    TFLiteRecord,
 )
 
 REEXPORT_HINT = (
@@ -58,17 +60,24 @@ def load_standalone(path: Path, *, threads: int = 1) -> LoadedModel:
             f"No model found in {version_dir}: {TFLITE_FILE} is missing. {TRAIN_HINT}"
         )
     metadata = read_metadata(version_dir)
-    record = metadata.get("tflite")
-    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+    try:
+        record = ModelMetadata.model_validate({"version": version_dir.name, **metadata}).tflite
+    except ValidationError as exc:
+        raise ModelLoadError(
+            f"{version_dir / METADATA_FILE} does not match the metadata schema "
+            f"({exc.error_count()} errors, first at {'.'.join(map(str, exc.errors()[0]['loc']))}). "
+            f"{REEXPORT_HINT}"
+        ) from exc
+    if record is None:
         raise ModelLoadError(
             f"{version_dir / METADATA_FILE} records no sha256 for {TFLITE_FILE}, so the file "
             f"cannot be verified without TensorFlow. {REEXPORT_HINT}"
         )
     digest = _sha256(model_file)
-    if digest != record["sha256"]:
+    if digest != record.sha256:
         raise ModelLoadError(
             f"{model_file} is not the file training exported: its sha256 is {digest[:12]}..., "
-            f"{METADATA_FILE} records {record['sha256'][:12]}.... {TRAIN_HINT}"
+            f"{METADATA_FILE} records {record.sha256[:12]}.... {TRAIN_HINT}"
         )
     try:
         runner = read_compiled(model_file, threads)
@@ -101,16 +110,16 @@ def load_standalone(path: Path, *, threads: int = 1) -> LoadedModel:
     )
 
 
-def check_recorded(runner: LiteRunner, version_dir: Path, record: dict[str, Any]) -> float:
+def check_recorded(runner: LiteRunner, version_dir: Path, record: TFLiteRecord) -> float:
     """Largest difference between ``runner`` and the SavedModel's recorded check answers."""
     check_file = version_dir / CHECK_FILE
-    check = record.get("check")
-    if not isinstance(check, dict) or not check_file.is_file():
+    check = record.check
+    if check is None or not check_file.is_file():
         raise ModelLoadError(
             f"{version_dir} has no check batch recorded at export ({CHECK_FILE} and "
             f"{METADATA_FILE} tflite.check). {REEXPORT_HINT}"
         )
-    if _sha256(check_file) != check.get("sha256"):
+    if _sha256(check_file) != check.sha256:
         raise ModelLoadError(
             f"{check_file} does not match the sha256 {METADATA_FILE} records. {TRAIN_HINT}"
         )

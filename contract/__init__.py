@@ -17,6 +17,13 @@ from contract.layout import (
     next_version,
     versions,
 )
+from contract.metadata import (
+    CheckBatchRecord,
+    ModelMetadata,
+    TFLiteRecord,
+    check_written,
+    undeclared_keys,
+)
 from contract.signature import (
     CHECK_INPUT,
     CHECK_OUTPUT,
@@ -42,10 +49,15 @@ __all__ = [
     "SIGNATURE",
     "STAGING_PREFIX",
     "TFLITE_FILE",
+    "CheckBatchRecord",
+    "ModelMetadata",
     "NoModelFound",
+    "TFLiteRecord",
+    "check_written",
     "is_version_name",
     "latest_version",
     "next_version",
     "to_model_input",
+    "undeclared_keys",
     "versions",
 ]

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from contract import METADATA_FILE, REPORT_DIR, SIGNATURE, TFLITE_FILE
+from contract import METADATA_FILE, REPORT_DIR, SIGNATURE, TFLITE_FILE, check_written
 from training import calibrate
 from training.data import Mnist
 from training.evaluate import (
@@ -235,6 +235,7 @@ def train_and_export(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "report": [f"{REPORT_DIR}/{name}" for name in report_files],
         }
+        check_written(metadata)  # nothing the readers do not know reaches the directory
         write_json(staging / METADATA_FILE, metadata)
         if on_evaluated is not None:
             on_evaluated(format_evaluation(ev) + "\n\n" + format_verdicts(metadata))

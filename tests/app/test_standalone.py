@@ -127,7 +127,7 @@ def test_a_changed_check_batch_is_refused(version: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        ("no sha256", "records no sha256"),
+        ("no sha256", "does not match the metadata schema .*tflite.sha256"),
         ("no check record", "no check batch recorded at export"),
         ("no check file", "no check batch recorded at export"),
         ("no metadata", "records no sha256"),

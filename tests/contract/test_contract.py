@@ -10,13 +10,17 @@ import numpy as np
 import pytest
 
 from contract import (
+    METADATA_FILE,
     SAVED_MODEL_FILE,
     TFLITE_FILE,
+    ModelMetadata,
     NoModelFound,
+    check_written,
     is_version_name,
     latest_version,
     next_version,
     to_model_input,
+    undeclared_keys,
     versions,
 )
 from tests.servers import REPO
@@ -110,3 +114,27 @@ def test_model_input_is_float32_in_the_unit_interval_with_a_channel() -> None:
     assert x.max() == 1.0
     assert x[0, 0, 14, 0] == 1.0
     assert x[0, 14, 0, 0] == pytest.approx(0.2)
+
+
+def test_training_writes_only_what_the_metadata_schema_declares(model_dir: Path) -> None:
+    """The fixture model is exported by the real pipeline: its metadata.json is a user's."""
+    import json
+
+    metadata = json.loads((model_dir / METADATA_FILE).read_text())
+    assert undeclared_keys(metadata) == []
+    read = check_written(metadata)
+    assert read.tflite is not None
+    assert read.tflite.check is not None
+    assert read.tflite.sha256 == metadata["tflite"]["sha256"]
+    assert read.test_accuracy == metadata["test_accuracy"]
+
+
+def test_the_metadata_schema_refuses_what_readers_would_not_understand() -> None:
+    with pytest.raises(ValueError, match=r"not in contract.metadata.ModelMetadata: \['colour'\]"):
+        check_written({"version": "1", "colour": "blue"})
+    with pytest.raises(ValueError, match=r"tflite\.sha256"):
+        check_written({"version": "1", "tflite": {"file": TFLITE_FILE}})
+    with pytest.raises(ValueError, match="test_accuracy"):
+        check_written({"version": "1", "test_accuracy": "very good"})
+    # Reading is lenient about keys a newer writer added: an older service still serves it.
+    assert ModelMetadata.model_validate({"version": "2", "colour": "blue"}).version == "2"
