@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import httpx
 from prometheus_client.mmap_dict import MmapedDict
 
 from digit_photos import encode_png
-from tests.servers import uvicorn_process, wait_until_ready
+from tests.servers import STARTUP_TIMEOUT_S, uvicorn_process, wait_until_ready
 
 REQUESTS = 60
 PREDICT_200 = 'http_requests_total{method="POST",route="/predict",status="200"}'
@@ -43,6 +44,12 @@ def test_two_workers_count_every_request_once(
     log = tmp_path / "server.log"
     with uvicorn_process(model_root, log, settings, ["--workers", "2"]) as (process, url):
         wait_until_ready(process, url, log)
+        # Ready answers as soon as one worker is; the other may still be loading its model, and
+        # would then serve nothing. Each worker logs "model ready" once.
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while log.read_text().count('"model ready"') < 2:
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
 
         def post(_: int) -> int:
             # A new connection each time, so the kernel hands them to both workers.
