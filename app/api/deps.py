@@ -40,11 +40,20 @@ class Serving:
     operating_points: OperatingPoints
 
 
+NOT_READY_HEADERS = {"Retry-After": str(RETRY_AFTER_S)}
+
+
+def is_ready(state: State) -> bool:
+    """The one readiness rule, for the prediction routes and every health route alike: the
+    lifespan has loaded and warmed up the model, and shutdown has not begun."""
+    return bool(state.ready) and state.model is not None and state.predictor is not None
+
+
 def _ready_state(request: Request) -> State:
     """The app's state once the lifespan has loaded the model; 503 before and while stopping."""
     state = request.app.state
-    if not state.ready or state.model is None or state.predictor is None:
-        raise HTTPException(503, NOT_READY, headers={"Retry-After": str(RETRY_AFTER_S)})
+    if not is_ready(state):
+        raise HTTPException(503, NOT_READY, headers=NOT_READY_HEADERS)
     return state
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import NOT_READY
+from app.api.deps import NOT_READY, NOT_READY_HEADERS, is_ready
 from app.schemas import ErrorResponse, Health, Probe
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -19,9 +19,10 @@ router = APIRouter(prefix="/health", tags=["health"])
 )
 async def health(request: Request, response: Response) -> Health:
     state = request.app.state
-    ready = bool(state.ready)
+    ready = is_ready(state)
     if not ready:
         response.status_code = 503
+        response.headers.update(NOT_READY_HEADERS)
     return Health(
         status="ok" if ready else "unavailable",
         model_loaded=state.model is not None,
@@ -41,6 +42,6 @@ async def live() -> Probe:
     responses={503: {"model": ErrorResponse, "description": "Not ready: starting or stopping."}},
 )
 async def ready(request: Request) -> Probe | JSONResponse:
-    if not request.app.state.ready:
-        return JSONResponse({"detail": NOT_READY}, status_code=503)
+    if not is_ready(request.app.state):
+        return JSONResponse({"detail": NOT_READY}, status_code=503, headers=NOT_READY_HEADERS)
     return Probe(status="ready")

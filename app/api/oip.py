@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import RETRY_AFTER_S, Serving, ServingDep
+from app.api.deps import NOT_READY_HEADERS, Serving, ServingDep, is_ready
 from app.api.served_models import (
     PIXELS,
     ServedModel,
@@ -139,10 +139,8 @@ async def server_live() -> ServerLive:
     responses={503: {"model": ServerReady, "description": "Not ready: starting or stopping."}},
 )
 async def server_ready(request: Request) -> ServerReady | JSONResponse:
-    if not request.app.state.ready:
-        return JSONResponse(
-            {"ready": False}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
-        )
+    if not is_ready(request.app.state):
+        return JSONResponse({"ready": False}, status_code=503, headers=NOT_READY_HEADERS)
     return ServerReady(ready=True)
 
 

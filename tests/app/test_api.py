@@ -620,6 +620,9 @@ def test_ready_only_between_startup_and_shutdown(service_settings: Settings, mni
     before = TestClient(app)  # not entered: the lifespan has not run, no model is loaded
     assert before.get("/health/live").json() == {"status": "alive"}
     assert_clean_error(before.get("/health/ready"), 503, "not loaded")
+    # Every route that says "not ready" says when to retry, as the prediction routes do.
+    for path in ("/health/ready", "/health", "/v2/health/ready"):
+        assert before.get(path).headers["retry-after"] == "1", path
     assert before.get("/health").status_code == 503
     assert before.get("/health").json()["model_loaded"] is False
     not_yet = post_image(before, png)
