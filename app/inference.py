@@ -160,10 +160,12 @@ def load_model(path: Path, *, backend: str = "savedmodel", threads: int = 1) -> 
             f"(it has {sorted(owner.signatures) or 'none'}). {TRAIN_HINT}"
         )
     _check_signature(signature, version_dir)
-    version = version_dir.name if version_dir.name.isdigit() else None
-    version = version or str(metadata.get("version") or version_dir.name)
     loaded = LoadedModel(
-        signature=signature, metadata=metadata, version=version, path=version_dir, owner=owner
+        signature=signature,
+        metadata=metadata,
+        version=version_name(version_dir, metadata),
+        path=version_dir,
+        owner=owner,
     )
     if backend == "tflite":
         loaded = _compiled(loaded, threads)
@@ -241,6 +243,14 @@ def warm_up(model: LoadedModel, max_batch_size: int) -> None:
                 f"The model in {model.path} returned {probabilities.shape} for a batch of "
                 f"{size}; expected ({size}, {NUM_CLASSES}) finite probabilities. {TRAIN_HINT}"
             )
+
+
+def version_name(version_dir: Path, metadata: Mapping[str, Any]) -> str:
+    """The directory's number; for a version directory served directly under another name,
+    the version its metadata records, else the directory's name."""
+    if version_dir.name.isdigit():
+        return version_dir.name
+    return str(metadata.get("version") or version_dir.name)
 
 
 def read_metadata(version_dir: Path) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from app.inference import (
     find_latest_version,
     logger,
     read_metadata,
+    version_name,
 )
 from contract import (
     CHECK_FILE,
@@ -86,8 +87,6 @@ def load_standalone(path: Path, *, threads: int = 1) -> LoadedModel:
     if runner is None:  # removed between the lookup and the read
         raise ModelLoadError(f"No model found: {model_file} is missing. {TRAIN_HINT}")
     difference = check_recorded(runner, version_dir, record)
-    version = version_dir.name if version_dir.name.isdigit() else None
-    version = version or str(metadata.get("version") or version_dir.name)
     logger.info(
         "serving model.tflite on LiteRT, without TensorFlow",
         extra={
@@ -103,7 +102,7 @@ def load_standalone(path: Path, *, threads: int = 1) -> LoadedModel:
     return LoadedModel(
         signature=None,
         metadata=metadata,
-        version=version,
+        version=version_name(version_dir, metadata),
         path=version_dir,
         compiled=runner,
         compiled_source=f"{TFLITE_FILE} (sha256 and check batch verified)",

@@ -35,6 +35,8 @@ from benchmarks.run import (
     free_port,
     phone_photo_jpeg,
     post,
+    proc_cpu_seconds,
+    proc_status_mb,
     request_kinds,
     run_wrk,
     sample_digit,
@@ -80,27 +82,14 @@ class Container:
         self.cold_start_s = time.perf_counter() - started
         self.pid = int(docker("inspect", "--format", "{{.State.Pid}}", self.id))
 
-    def _status(self, key: str) -> float:
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith(key):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return 0.0
-
     def rss_mb(self) -> float:
-        return self._status("VmRSS:")
+        return proc_status_mb(self.pid, "VmRSS")
 
     def peak_rss_mb(self) -> float:
-        return self._status("VmHWM:")
+        return proc_status_mb(self.pid, "VmHWM")
 
     def cpu_seconds(self) -> float:
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return proc_cpu_seconds(self.pid)
 
     def stop(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.id], capture_output=True, check=False)

@@ -263,6 +263,26 @@ def post(base_url: str, kind: RequestKind, timeout: float = 5.0) -> int:
         return 0
 
 
+def proc_status_mb(pid: int, key: str) -> float:
+    """A memory line of /proc/<pid>/status (VmRSS, VmHWM) in MB; 0 once the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU the process (all its threads) has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     """One server process; ``cold_start_s`` is process start to first successful prediction.
 
@@ -306,21 +326,10 @@ class Server:
         self.cold_start_s = time.perf_counter() - started
 
     def rss_mb(self) -> float:
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return 0.0
+        return proc_status_mb(self.proc.pid, "VmRSS")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU the server process (all its threads) has used so far."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return proc_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         self._terminate()

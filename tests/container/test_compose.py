@@ -74,6 +74,17 @@ class Stack:
         wait_until_ready(self.base_url)
         return time.monotonic() - started
 
+    def down(self) -> None:
+        """`compose down -v`, whatever state the stack is in: the fixtures' teardown."""
+        subprocess.run(
+            ["docker", "compose", "-p", self.project, "down", "-v", "--timeout", "5"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+
     def container(self, service: str) -> str:
         """The container id of ``service`` (running or exited)."""
         ids = run(
@@ -144,14 +155,7 @@ def stack(image: str) -> Iterator[Stack]:
         print(f"[container] first up (train + serve) ready in {stack.first_up_s:.0f}s")
         yield stack
     finally:
-        subprocess.run(
-            ["docker", "compose", "-p", stack.project, "down", "-v", "--timeout", "5"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
+        stack.down()
 
 
 def test_trainer_trained_once_and_exited_successfully(stack: Stack) -> None:

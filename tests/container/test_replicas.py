@@ -374,14 +374,7 @@ def replicas(lb_image: str, figures: dict[str, Any]) -> Iterator[Replicas]:
         yield Replicas(stack, balancer, _digits_the_model_gets_right(stack.base_url), figures)
     finally:
         balancer.client.close()
-        subprocess.run(
-            ["docker", "compose", "-p", stack.project, "down", "-v", "--timeout", "5"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
+        stack.down()
 
 
 # ---------------------------------------------------------------- measurements
