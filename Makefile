@@ -71,7 +71,7 @@ image-lite:  ## build the lean serving image $(IMAGE_LITE) (model.tflite on Lite
 hadolint: setup  ## lint the Dockerfiles (the service, the load balancer)
 	$(VENV)/bin/hadolint Dockerfile deploy/haproxy/Dockerfile
 
-test-container: setup  ## build the image, compose up (quick training), predict, restart: 3 min warm, 7 cold
+test-container: setup  ## build the full and lean images, compose up (quick training), predict, restart, replicas behind HAProxy: 2 min warm, ~12 cold
 	@command -v docker >/dev/null || { echo "need docker: on these machines run ../shared/tools/containers-setup as root"; exit 1; }
 	$(VENV)/bin/pytest -m container -v -s tests/container
 
