@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from app import lighting, strokes
 from app.errors import ImageError, ImageTooLarge, InvalidImage, NoDigitFound, UnsupportedMediaType
 
 MNIST_SIZE = 28
@@ -55,6 +56,48 @@ MAX_PIECE_GAP = 0.5
 # A floor this low keeps MNIST's own faint edge pixels, and with them its box.
 RAMP_FLOOR = 0.1
 STROKE_QUANTILE = 0.9
+# The darker extreme is the ink when it stands out this many times further than the lighter
+# one; within a factor of POLARITY_MARGIN**6 either way, thin detail decides (_polarity).
+POLARITY_MARGIN = 1.5
+# Locating the digit, the lighting kernel is this fraction of the frame's shorter side: wider
+# than any stroke of a digit that fits in the frame.
+FIND_KERNEL = 1 / 4
+# Locating the digit, a shadow's level is flooded this many kernels from where it is kept.
+FIND_REACH = 1.0
+# A shadow's level is flooded only into areas this many stroke widths wide (app.lighting).
+FLOOD_WIDER = 1.5
+# Printed lines are straight runs at least this fraction of the frame long: longer than any
+# straight stroke of a digit that fits in the frame, shorter than a rule across the page.
+LINE_RUN = 0.8
+# ...looked for on a copy this many times smaller each way (app.strokes.remove_lines).
+FIND_LINE_POOL = 2
+# The strokes are cut from a region this many digit-sizes beyond the digit's box on each side,
+# scaled so the digit is about CUT_SIZE px long: enough detail for a 20 px result, little
+# work, and enough page around the digit to tell its strokes from the lines crossing it...
+REGION_MARGIN = 0.75
+CUT_SIZE = 64
+# ...where a printed line is any straight run longer than the digit itself...
+REGION_LINE_RUN = 1.3
+# ...and no stroke is wider than this fraction of the digit's longer side.
+MAX_STROKE = 0.6
+# The lighting kernel is this many of the digit's measured stroke widths.
+STROKE_KERNEL = 3.0
+# At most this many of the largest ink components are judged as digit candidates; a component
+# that is not stroke-like (or lies outside the digit's box) counts this much of its size.
+MAX_CANDIDATES = 12
+NOT_STROKE_WEIGHT = 0.05
+# A candidate's ink counts by its area times its mean strength to this power (_digit_parts).
+INK_POWER = 2.0
+# Ink is at least this fraction as strong as the strongest strokes (_digit_parts).
+INK_FRACTION = 0.5
+# MNIST's stroke width as a fraction of the digit's longer side (app.strokes.stroke_width at
+# the cut's scale): its pens span about (low, high); strokes outside that band are brought
+# to the (low, high) weight of MNIST's pens just inside it, so a hairline or a marker comes
+# out as a thin or bold MNIST digit, and MNIST's own digits are left as they are.
+MNIST_STROKE = (0.075, 0.25)
+MNIST_STROKE_TARGET = (0.125, 0.18)
+# Below this many pixels the width of a stroke cannot be measured well enough to change it.
+MIN_REWEIGHT_PX = 24
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk with its CRC: the file is complete
@@ -369,24 +412,74 @@ def _cut_digit(work: np.ndarray) -> np.ndarray:
     """Find the digit on a small copy of ``work``, then cut its strokes from ``work`` itself.
 
     Locating needs little resolution and is the costly part (thresholds and outlines over the
-    whole frame); the strokes need detail, but only inside the digit's box.
+    whole frame); the strokes need detail, but only around the digit, where the lighting and
+    the printed lines can be judged at the digit's own scale.
     """
     find = _shrink(work, FIND_SIZE)
     if find is work and max(work.shape) >= 100:
         find = cv2.GaussianBlur(work, (3, 3), 0)  # sensor noise; a shrunk copy is averaged already
-    page = cv2.resize(_fit_page(_shrink(find, THUMB_SIZE)), find.shape[::-1])
-    contrast = find - page
-    darkest, brightest = cv2.minMaxLoc(contrast)[:2]
-    # The ink is whichever extreme stands out further from the page: usually the dark one.
-    polarity = -1.0 if -darkest > brightest else 1.0
-    x0, y0, x1, y1 = _digit_box(_ink(contrast, polarity))
+    polarity = _polarity(find)
+    # Locate: lighting and lines judged against the whole frame. No stroke of a digit that fits
+    # in the frame is wider than a quarter of it, nor any straight stretch longer than LINE_RUN.
+    kernel = lighting.odd(FIND_KERNEL * min(find.shape))
+    ink = lighting.flat_field_ink(
+        find, polarity, kernel, shadow_reach=round(FIND_REACH * kernel), stroke=3
+    )
+    height, width = find.shape
+    ink = strokes.remove_lines(
+        ink, (round(LINE_RUN * width), round(LINE_RUN * height)), pool=FIND_LINE_POOL
+    )
+    (x0, y0, x1, y1), stroke_px = _digit_box(ink)
 
-    scale_y, scale_x = work.shape[0] / find.shape[0], work.shape[1] / find.shape[1]
+    # Cut: a region around the digit, at a scale where the digit is about CUT_SIZE long.
+    scale_y, scale_x = work.shape[0] / height, work.shape[1] / width
     top, bottom = int(y0 * scale_y), min(work.shape[0], int(np.ceil(y1 * scale_y)))
     left, right = int(x0 * scale_x), min(work.shape[1], int(np.ceil(x1 * scale_x)))
-    crop = work[top:bottom, left:right]
-    page_under_crop = cv2.resize(page[y0:y1, x0:x1], crop.shape[::-1])
-    return _strokes(_ink(crop - page_under_crop, polarity))
+    size = max(bottom - top, right - left)
+    reach = round(REGION_MARGIN * size)
+    r_top, r_left = max(top - reach, 0), max(left - reach, 0)
+    region = work[r_top : min(bottom + reach, work.shape[0]), r_left : right + reach]
+    scale = min(1.0, CUT_SIZE / size)
+    if scale < 1:
+        target = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
+        region = cv2.resize(region, target, interpolation=cv2.INTER_AREA)
+    digit_px = size * scale
+    # A kernel a few strokes wide: every stroke fits in it, and little of a shadow's corner does.
+    stroke_px *= scale * scale_x
+    kernel = lighting.odd(min(MAX_STROKE * digit_px, max(STROKE_KERNEL * stroke_px, 3)))
+    ink = lighting.flat_field_ink(
+        region, polarity, kernel, shadow_reach=3 * kernel, stroke=round(FLOOD_WIDER * stroke_px)
+    )
+    run = round(REGION_LINE_RUN * digit_px)
+    ink = strokes.remove_lines(ink, (run, run))
+    box = (
+        int((left - r_left) * scale),
+        int((top - r_top) * scale),
+        int(np.ceil((right - r_left) * scale)),
+        int(np.ceil((bottom - r_top) * scale)),
+    )
+    return _strokes(ink, box)
+
+
+def _polarity(find: np.ndarray) -> float:
+    """-1 for dark ink on a light page, +1 for light ink on a dark one.
+
+    Usually the ink is whichever extreme stands out further from the page's smooth lighting.
+    A shadow makes that ambiguous: the lit part of a half-shaded page stands out from the
+    shaded part about as far as the ink does. Then the thin features decide: ink is a pen's
+    width, so whichever of dark-thin (a black-hat) and light-thin (a top-hat) detail holds
+    more contrast, at a scale near a stroke's, is the ink; a lit or shaded area is neither.
+    """
+    page = cv2.resize(_fit_page(_shrink(find, THUMB_SIZE)), find.shape[::-1])
+    darkest, brightest = cv2.minMaxLoc(find - page)[:2]
+    if -darkest >= POLARITY_MARGIN * brightest:
+        return -1.0
+    if -darkest <= brightest / POLARITY_MARGIN**6 or min(find.shape) < 3:
+        return 1.0
+    element = cv2.getStructuringElement(cv2.MORPH_RECT, (lighting.odd(min(find.shape) / 24),) * 2)
+    dark = cv2.sumElems(cv2.morphologyEx(find, cv2.MORPH_BLACKHAT, element))[0]
+    light = cv2.sumElems(cv2.morphologyEx(find, cv2.MORPH_TOPHAT, element))[0]
+    return -1.0 if dark > light else 1.0
 
 
 def _fit_page(thumb: np.ndarray) -> np.ndarray:
@@ -394,8 +487,9 @@ def _fit_page(thumb: np.ndarray) -> np.ndarray:
 
     Lighting across a photographed sheet is close to a gradient plus vignetting, which a
     quadratic captures; fitting it while repeatedly dropping outliers (ink of either
-    polarity) keeps even a bold digit filling a third of the frame out of the estimate,
-    unlike a blur or an opening, which leak bold strokes into the background.
+    polarity) keeps even a bold digit filling a third of the frame out of the estimate. It
+    only decides which way the ink goes: a shadow's hard edge is beyond any smooth surface,
+    and is left to ``app.lighting``.
     """
     if thumb.size < 64:  # too few pixels to fit lighting to: call the page flat
         return np.full(thumb.shape, np.median(thumb), np.float32)
@@ -424,79 +518,110 @@ def _quadratic_terms(height: int, width: int) -> np.ndarray:
     return terms
 
 
-def _ink(contrast: np.ndarray, polarity: float) -> np.ndarray:
-    """uint8 ink strength: how far each pixel stands out from the page on the ink's side."""
-    return cv2.convertScaleAbs(np.maximum(contrast * polarity, 0.0))
+def _digit_box(ink: np.ndarray) -> tuple[tuple[int, int, int, int], float]:
+    """(x0, y0, x1, y1) around the digit, with a margin, and its stroke width in pixels.
 
+    NoDigitFound if there is none.
 
-def _digit_box(ink: np.ndarray) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) around the digit, with a margin; NoDigitFound if there is none.
-
-    A digit is the largest blob of ink plus sizeable pieces near it; it must stand out from
-    the page by MIN_INK_CONTRAST and be more than a speck relative to the frame.
+    A digit is the strokes holding the most ink plus sizeable pieces near them; it must stand
+    out from the page by MIN_INK_CONTRAST and be more than a speck relative to the frame.
     """
     if cv2.minMaxLoc(ink)[1] < MIN_INK_CONTRAST:
         raise NoDigitFound("The image has no contrast that looks like ink.")
-    boxes = _ink_blobs(ink)[3]
+    _, labels, stats, keep = _digit_parts(ink, None)
+    boxes = stats[keep, :4]
     x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
     x1 = (boxes[:, 0] + boxes[:, 2]).max()
     y1 = (boxes[:, 1] + boxes[:, 3]).max()
     if max(x1 - x0, y1 - y0) < max(MIN_DIGIT_PX, MIN_DIGIT_FRACTION * max(ink.shape)):
         raise NoDigitFound("Only specks of ink were found, nothing digit-sized.")
+    chosen = np.zeros(int(labels.max()) + 1, np.uint8)
+    chosen[keep + 1] = 255
+    stroke_px = strokes.stroke_width(chosen[labels[y0:y1, x0:x1]])
     # Two pixels of margin keep the grey fringe just below the threshold.
     height, width = ink.shape
-    return max(x0 - 2, 0), max(y0 - 2, 0), min(x1 + 2, width), min(y1 + 2, height)
+    box = max(x0 - 2, 0), max(y0 - 2, 0), min(x1 + 2, width), min(y1 + 2, height)
+    return box, stroke_px
 
 
-def _strokes(ink: np.ndarray) -> np.ndarray:
-    """The digit's strokes, tightly cropped, 0..255 with anti-aliased edges kept.
+def _strokes(ink: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The digit's strokes, tightly cropped, 0..255 with anti-aliased edges kept, MNIST's weight.
 
     Ink levels are ramped (see RAMP_FLOOR) rather than cut hard; whatever is not part of the
-    digit's blobs, or a pixel of fringe around them, is zeroed.
+    digit's strokes, or a pixel of fringe around them, is zeroed. Strokes far thinner or
+    thicker than MNIST's pens, for a digit this size, are brought to MNIST's weight: the
+    network learned digit shapes drawn at that weight, not hairlines or marker blobs.
     """
     if max(ink.shape) > 2 * MNIST_BOX:  # it will be shrunk at least 2x: blurring costs no detail
         ink = cv2.GaussianBlur(ink, (3, 3), 0)
-    threshold, mask, blobs, _ = _ink_blobs(ink)
-    digit_area = np.zeros_like(mask)
-    cv2.drawContours(digit_area, blobs, -1, 255, cv2.FILLED)
-    stroke_level = _quantile(ink[cv2.bitwise_and(mask, digit_area) > 0], STROKE_QUANTILE)
+    threshold, labels, _, keep = _digit_parts(ink, box)
+    chosen = np.zeros(int(labels.max()) + 1, np.uint8)
+    chosen[keep + 1] = 255
+    mask = chosen[labels]
+    stroke_level = _quantile(ink[mask > 0], STROKE_QUANTILE) if cv2.countNonZero(mask) else 0
     floor = threshold * RAMP_FLOOR
     gain = 255 / max(stroke_level - floor, 1)
     ramped = cv2.convertScaleAbs(cv2.subtract(ink, floor), alpha=gain)  # type: ignore[call-overload]
-    fringe = cv2.dilate(digit_area, np.ones((3, 3), np.uint8))
-    digit = cv2.bitwise_and(ramped, fringe)
+    digit = cv2.bitwise_and(ramped, cv2.dilate(mask, np.ones((3, 3), np.uint8)))
     x, y, width, height = cv2.boundingRect(digit)
     if width == 0:
         raise NoDigitFound("The ink is too faint to make out a digit.")
-    return digit[y : y + height, x : x + width]
+    digit = digit[y : y + height, x : x + width]
+    mask = mask[y : y + height, x : x + width]
+    size = max(width, height)
+    if size >= MIN_REWEIGHT_PX:
+        weight = strokes.stroke_width(mask) / size
+        if not MNIST_STROKE[0] <= weight <= MNIST_STROKE[1]:
+            target = MNIST_STROKE_TARGET[0] if weight < MNIST_STROKE[0] else MNIST_STROKE_TARGET[1]
+            digit = strokes.reweight(digit, weight * size, target * size)
+            x, y, width, height = cv2.boundingRect(digit)
+            digit = digit[y : y + height, x : x + width]
+    return digit
 
 
-def _ink_blobs(ink: np.ndarray) -> tuple[float, np.ndarray, list[np.ndarray], np.ndarray]:
-    """Threshold, ink mask, and the outlines and (x, y, w, h) boxes of the digit's blobs.
+def _digit_parts(
+    ink: np.ndarray, box: tuple[int, int, int, int] | None
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Threshold, component labels and stats, and the indices of the digit's components.
 
     Otsu separates ink from what is left of the page, but on a clean page it would split the
-    noise, so it never goes below half of MIN_INK_CONTRAST. The digit is the largest blob
-    plus sizeable pieces near it (a 5's detached bar); specks of dust or noise are dropped.
-    Outer contours are ~10x cheaper than labelling connected components here.
+    noise, so it never goes below half of MIN_INK_CONTRAST. The digit is the stroke-like
+    component holding the most ink (overlapping ``box``, when given) plus sizeable
+    stroke-like pieces near it (a 5's detached bar); specks, filled areas and what is left
+    of lines are dropped.
     """
     threshold, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     if threshold < MIN_INK_CONTRAST / 2:
         threshold, mask = cv2.threshold(ink, MIN_INK_CONTRAST / 2, 255, cv2.THRESH_BINARY)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
+    # Ink takes most of the light where it lies; a shaded area narrower than the lighting's
+    # kernel is left with what the shadow took, which is far less than the pen's strongest.
+    strongest = _quantile(ink[mask > 0], STROKE_QUANTILE) if cv2.countNonZero(mask) else 0.0
+    if box is None and INK_FRACTION * strongest > threshold:
+        threshold, mask = cv2.threshold(ink, INK_FRACTION * strongest, 255, cv2.THRESH_BINARY)
+    count, labels, stats = strokes.components(mask)
+    if count == 0:
         raise NoDigitFound("The image has no contrast that looks like ink.")
-    boxes = np.array([cv2.boundingRect(contour) for contour in contours])
-    # Pixels enclosed by each outline (Pick's theorem: polygon area + half the perimeter + 1).
-    areas = np.array([cv2.contourArea(c) + cv2.arcLength(c, True) / 2 + 1 for c in contours])
-    main = int(np.argmax(areas))
-    mx, my, mw, mh = boxes[main]
+    areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    candidates = np.flatnonzero(areas >= MIN_PIECE_AREA * areas.max())
+    candidates = candidates[np.argsort(-areas[candidates])][:MAX_CANDIDATES]
+    shaped = strokes.stroke_like(labels, stats, candidates)
+    x, y, w, h = stats[candidates, :4].T
+    # Ink absorbs most of the light: what a shadow's corner leaves behind is as wide but fainter.
+    strength = strokes.mean_inside(ink, labels, stats, candidates) / 255
+    score = areas[candidates] * strength**INK_POWER * np.where(shaped, 1.0, NOT_STROKE_WEIGHT)
+    if box is not None:
+        bx0, by0, bx1, by1 = box
+        inside = (x < bx1) & (x + w > bx0) & (y < by1) & (y + h > by0)
+        score = np.where(inside, score, score * NOT_STROKE_WEIGHT)
+    main = int(np.argmax(score))
+    mx, my, mw, mh = x[main], y[main], w[main], h[main]
     reach = MAX_PIECE_GAP * max(mw, mh)
-    x, y, w, h = boxes.T
     near = (
         (x < mx + mw + reach) & (x + w > mx - reach) & (y < my + mh + reach) & (y + h > my - reach)
     )
-    keep = np.flatnonzero(near & (areas >= MIN_PIECE_AREA * areas[main]))
-    return threshold, mask, [contours[int(i)] for i in keep], boxes[keep]
+    big = areas[candidates] >= MIN_PIECE_AREA * areas[candidates[main]]
+    keep = near & big & (shaped | (np.arange(len(candidates)) == main))
+    return threshold, labels, stats, candidates[keep]
 
 
 def _quantile(values: np.ndarray, q: float) -> float:

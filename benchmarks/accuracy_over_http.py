@@ -7,6 +7,11 @@ model and posts:
 - the same digits re-photographed by ``digit_photos`` (dark ink on uneven paper,
   off-centre, scaled, JPEG / PNG / transparent canvas / EXIF-rotated / palette / 16-bit / CMYK,
   one kind per digit in turn), and those photos with ``?preprocess=none`` (the naive resize);
+- the first ``--notebook`` test digits (1,000 by default) written on notebook paper by
+  ``digit_photos.notebook`` (ruled or squared, blue or black pens from hairline to marker,
+  slight perspective, JPEG), with no shadow, a soft-edged and a hard-edged shadow, in two
+  styles: ``tuned``, the photos the normaliser was developed against, and ``check``, drawn
+  from other ranges, colours, papers and shadow shapes, which it never was;
 - non-digits drawn by the *held-out* generators of ``training.negatives`` (kinds of letters,
   words, shapes, doodles, photo crops and noise the network never trained on), with a seed of
   their own, as photographed pages.
@@ -28,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +44,37 @@ from PIL import Image
 from benchmarks.run import ROOT, free_port
 from contract import METADATA_FILE
 from digit_photos import KINDS, encode_png, photograph
+from digit_photos.notebook import NOTEBOOK_KINDS, SHADOW_OF_KIND, STYLES, notebook_photo
 
 # The benchmark's own non-digits: the held-out generators, with a seed that neither training
 # nor the choice of operating points used.
 NEGATIVES_SEED = 7_000_000
+# Notebook photos: a seed range per style and kind, apart from every other seed used here.
+NOTEBOOK_SEED = 10_000_000
+
+
+def notebook_seed(style: str, kind: str, i: int) -> int:
+    return (
+        NOTEBOOK_SEED * (1 + list(STYLES).index(style)) + 1_000_000 * NOTEBOOK_KINDS.index(kind) + i
+    )
+
+
+def _notebook_chunk(job: tuple[str, str, int, np.ndarray]) -> list[bytes]:
+    style, kind, start, digits = job
+    return [
+        notebook_photo(
+            d, SHADOW_OF_KIND[kind], notebook_seed(style, kind, start + i), style=STYLES[style]
+        )
+        for i, d in enumerate(digits)
+    ]
+
+
+def notebook_photos(digits: np.ndarray, style: str, kind: str) -> list[bytes]:
+    """``digits`` on notebook paper, rendered on every core (a photo takes ~0.1 s)."""
+    chunk = 100
+    jobs = [(style, kind, i, digits[i : i + chunk]) for i in range(0, len(digits), chunk)]
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return [photo for photos in pool.map(_notebook_chunk, jobs) for photo in photos]
 
 
 @dataclass
@@ -171,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, default=None, help="first N test digits only")
     parser.add_argument("--negatives", type=int, default=500, help="non-digits per kind")
+    parser.add_argument(
+        "--notebook", type=int, default=1000, help="notebook photos per style and kind (0: none)"
+    )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -205,6 +241,20 @@ def main(argv: list[str] | None = None) -> int:
                     k: float((answers.guess == y)[kinds == i].mean()) for i, k in enumerate(KINDS)
                 }
             print(f"{label}: {digits[label]['accuracy']:.4f}", flush=True)
+
+        notebook: dict[str, dict[str, float]] = {}
+        n_notebook = min(args.notebook, len(y))
+        for style in STYLES if n_notebook else ():
+            for kind in NOTEBOOK_KINDS:
+                images = notebook_photos(x[:n_notebook], style, kind)
+                t = time.perf_counter()
+                answers = asyncio.run(classify(url, images, args.concurrency, {}))
+                label = f"{style}/{kind}"
+                notebook[label] = {
+                    **digit_row(answers, y[:n_notebook]),
+                    "seconds": time.perf_counter() - t,
+                }
+                print(f"{label}: {notebook[label]['accuracy']:.4f}", flush=True)
 
         pages, page_kinds = negative_pages(args.negatives)
         answers = asyncio.run(classify(url, pages, args.concurrency, {}))
@@ -256,6 +306,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"{m['nll']:.4f} | {m['brier']:.4f} |"
             )
     print("\nre-photographed, by kind: " + ", ".join(f"{k} {v:.2%}" for k, v in by_kind.items()))
+    if notebook:
+        print(
+            f"\n| notebook photos ({n_notebook} test digits each) | accuracy | verdict `digit` "
+            "| `uncertain` | `not_a_digit` | errors (422 no ink) | confidently wrong |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for label, r in notebook.items():
+            print(
+                f"| {label} | {r['accuracy']:.2%} | {r['digit']:.2%} | {r['uncertain']:.2%} | "
+                f"{r['not_a_digit']:.2%} | {r['errors']:.2%} | {r['confidently_wrong']:.2%} |"
+            )
     print(
         "\n| non-digits (held-out generators) | images | turned away | `not_a_digit` "
         "| 422 no ink | `uncertain` | `digit` | `digit` at confidence ≥ 0.9 |"
@@ -274,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                     "digits": digits,
                     "calibration": calibration,
                     "by_kind": by_kind,
+                    "notebook": notebook,
                     "negatives": negatives,
                 },
                 indent=2,

@@ -25,6 +25,7 @@ from app.preprocessing import (
     to_grayscale,
 )
 from digit_photos import encode_png, photograph
+from digit_photos.notebook import notebook_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,6 +65,9 @@ def main() -> None:
     images = {
         "28x28 MNIST PNG": encode_png(digit),
         "1000x750 phone JPEG": photograph(digit, "jpeg", seed=1, size=(1000, 750)),
+        "1000x750 notebook JPEG, hard shadow": notebook_photo(
+            digit, "hard", seed=1, size=(1000, 750)
+        ),
     }
     for label, data in images.items():
         with Image.open(io.BytesIO(data)) as image:

@@ -3,6 +3,9 @@
 ``photograph(digit, kind, seed)`` draws a 28x28 MNIST digit (white on black) as dark ink on a
 sheet of unevenly lit, noisy paper, scaled up and off-centre, sometimes slightly out of focus,
 and encodes it the way ``kind`` says. The same arguments always give the same bytes.
+
+``digit_photos.notebook`` writes the digit with other pens on ruled or squared notebook paper,
+with or without a shadow across the page (``NOTEBOOK_KINDS``, which ``photograph`` also takes).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import io
 import cv2
 import numpy as np
 from PIL import Image
+
+from digit_photos.notebook import NOTEBOOK_KINDS, SHADOW_OF_KIND, notebook_photo
 
 KINDS: tuple[str, ...] = ("jpeg", "png", "rgba", "exif", "palette", "gray16", "cmyk")
 """jpeg: colour phone photo. png: the same, lossless RGB. rgba: a transparent drawing canvas
@@ -32,8 +37,10 @@ def photograph(
     ``size`` fixes the (width, height) of the frame; by default the width is 400..1000 px
     (280..600 for a canvas) and the height 75..100 % of it.
     """
+    if kind in NOTEBOOK_KINDS:
+        return notebook_photo(digit, SHADOW_OF_KIND[kind], seed, size=size)
     if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
+        raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS + NOTEBOOK_KINDS}")
     rng = np.random.default_rng(seed)
     if kind == "rgba":
         return _encode(Image.fromarray(_canvas(digit, rng, size)), "PNG")
