@@ -16,6 +16,7 @@ import io
 import re
 import struct
 import warnings
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -192,15 +193,15 @@ def normalize_digit(gray: np.ndarray) -> np.ndarray:
     """
     if gray.ndim != 2 or gray.dtype != np.uint8 or gray.size == 0:
         raise ValueError(f"expected a non-empty 2-D uint8 array, got {gray.dtype} {gray.shape}")
-    mnist = _already_mnist(gray)
+    mnist = already_mnist(gray)
     if mnist is not None:
         return mnist
-    return _fit_mnist_frame(_cut_digit(_shrink(gray, WORK_SIZE)))
+    return normalize_located(locate_ink(gray))
 
 
 def preprocess_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Bytes of any supported image -> (28, 28, 1) float32 model input in [0, 1]."""
-    return normalize_digit(_decode_grayscale(data, max_pixels))[..., np.newaxis]
+    return normalize_digit(decode_grayscale(data, max_pixels))[..., np.newaxis]
 
 
 def preprocess_naive(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -209,7 +210,7 @@ def preprocess_naive(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np
     Nothing is inverted, cropped or centred, so a photo comes out as the model would see it
     without normalisation (``?preprocess=none``).
     """
-    gray = _decode_grayscale(data, max_pixels)
+    gray = decode_grayscale(data, max_pixels)
     if gray.shape != (MNIST_SIZE, MNIST_SIZE):
         gray = cv2.resize(gray, (MNIST_SIZE, MNIST_SIZE), interpolation=cv2.INTER_AREA)
     return (gray / np.float32(255))[..., np.newaxis]
@@ -230,7 +231,7 @@ def to_png_bytes(x: np.ndarray) -> bytes:
 # --- decoding -------------------------------------------------------------------------------
 
 
-def _decode_grayscale(data: bytes, max_pixels: int) -> np.ndarray:
+def decode_grayscale(data: bytes, max_pixels: int) -> np.ndarray:
     gray = _decode_small_grey_png(data, max_pixels)
     return gray if gray is not None else to_grayscale(load_image(data, max_pixels=max_pixels))
 
@@ -378,7 +379,7 @@ def _scale_to_uint8(pixels: np.ndarray, *, sixteen_bit: bool) -> np.ndarray:
 # --- normalisation --------------------------------------------------------------------------
 
 
-def _already_mnist(gray: np.ndarray) -> np.ndarray | None:
+def already_mnist(gray: np.ndarray) -> np.ndarray | None:
     """``gray / 255`` when the general path would leave ``gray`` where it is, else None.
 
     That is a 28x28 image on a clean black background whose ink box's longer side is already
@@ -408,57 +409,146 @@ def _shrink(gray: np.ndarray, longest: int) -> np.ndarray:
     return cv2.resize(gray, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
 
 
-def _cut_digit(work: np.ndarray) -> np.ndarray:
-    """Find the digit on a small copy of ``work``, then cut its strokes from ``work`` itself.
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A picture's ink, found over the whole frame: what both /predict and /read start from.
 
-    Locating needs little resolution and is the costly part (thresholds and outlines over the
-    whole frame); the strokes need detail, but only around the digit, where the lighting and
-    the printed lines can be judged at the digit's own scale.
+    ``work`` is the picture at cutting resolution, ``find`` a smaller copy, ``ink`` the ink
+    map on ``find`` (0..255, lighting and printed lines removed), ``polarity`` -1 for dark
+    ink on a light page.
     """
+
+    work: np.ndarray
+    find: np.ndarray
+    ink: np.ndarray
+    polarity: float
+
+
+def locate_ink(gray: np.ndarray, *, vertical_line_run: float = LINE_RUN) -> Located:
+    """The ink of any 2-D uint8 picture, on a copy small enough to search cheaply.
+
+    Locating needs little resolution and is the costly part (lighting and lines over the
+    whole frame); the strokes are cut later (``cut_strokes``) at more detail, but only around
+    a digit. No stroke of a digit that fits in the frame is wider than a quarter of it, nor
+    any straight stretch longer than LINE_RUN of it; a row of digits may fill the frame's
+    height, so /read asks for vertical lines to run further (``vertical_line_run``).
+    """
+    work = _shrink(gray, WORK_SIZE)
     find = _shrink(work, FIND_SIZE)
     if find is work and max(work.shape) >= 100:
         find = cv2.GaussianBlur(work, (3, 3), 0)  # sensor noise; a shrunk copy is averaged already
     polarity = _polarity(find)
-    # Locate: lighting and lines judged against the whole frame. No stroke of a digit that fits
-    # in the frame is wider than a quarter of it, nor any straight stretch longer than LINE_RUN.
     kernel = lighting.odd(FIND_KERNEL * min(find.shape))
     ink = lighting.flat_field_ink(
         find, polarity, kernel, shadow_reach=round(FIND_REACH * kernel), stroke=3
     )
     height, width = find.shape
     ink = strokes.remove_lines(
-        ink, (round(LINE_RUN * width), round(LINE_RUN * height)), pool=FIND_LINE_POOL
+        ink, (round(LINE_RUN * width), round(vertical_line_run * height)), pool=FIND_LINE_POOL
     )
-    (x0, y0, x1, y1), stroke_px = _digit_box(ink)
+    return Located(work, find, ink, polarity)
 
-    # Cut: a region around the digit, at a scale where the digit is about CUT_SIZE long.
+
+@dataclass(frozen=True, slots=True)
+class LitRegion:
+    """Ink lit and cleared of lines around a digit (or a row of them), at cutting detail.
+
+    ``ink`` covers ``located.find``'s columns and rows from (``left``, ``top``) on, each
+    ``find`` pixel ``scale`` of its pixels wide: ``box_of`` maps boxes between the two.
+    """
+
+    ink: np.ndarray
+    left: float
+    top: float
+    scale_x: float
+    scale_y: float
+
+    def box_of(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        x0, y0, x1, y1 = box
+        return (
+            max(int((x0 - self.left) * self.scale_x), 0),
+            max(int((y0 - self.top) * self.scale_y), 0),
+            int(np.ceil((x1 - self.left) * self.scale_x)),
+            int(np.ceil((y1 - self.top) * self.scale_y)),
+        )
+
+
+def light_region(
+    located: Located,
+    box: tuple[int, int, int, int],
+    stroke_px: float,
+    digit_size: float | None = None,
+) -> LitRegion:
+    """The ink around ``box`` (x0, y0, x1, y1 on ``located.find``), at cutting detail.
+
+    A region around the box is taken from ``located.work``, at a scale where a digit is about
+    CUT_SIZE long, lit with a kernel a few of its strokes wide (every stroke fits in it,
+    little of a shadow's corner does) and cleared of lines at the digit's own scale. The
+    digit is the box itself unless ``digit_size`` (its longer side on ``find``) says
+    otherwise: /read lights a whole row of digits at once.
+    """
+    work, height, width = located.work, *located.find.shape
+    x0, y0, x1, y1 = box
     scale_y, scale_x = work.shape[0] / height, work.shape[1] / width
     top, bottom = int(y0 * scale_y), min(work.shape[0], int(np.ceil(y1 * scale_y)))
     left, right = int(x0 * scale_x), min(work.shape[1], int(np.ceil(x1 * scale_x)))
-    size = max(bottom - top, right - left)
+    size = max(bottom - top, right - left, 1) if digit_size is None else digit_size * scale_y
     reach = round(REGION_MARGIN * size)
     r_top, r_left = max(top - reach, 0), max(left - reach, 0)
-    region = work[r_top : min(bottom + reach, work.shape[0]), r_left : right + reach]
-    scale = min(1.0, CUT_SIZE / size)
+    r_bottom, r_right = min(bottom + reach, work.shape[0]), min(right + reach, work.shape[1])
+    region = work[r_top:r_bottom, r_left:r_right]
+    scale = min(1.0, CUT_SIZE / max(size, 1))
     if scale < 1:
         target = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
         region = cv2.resize(region, target, interpolation=cv2.INTER_AREA)
     digit_px = size * scale
-    # A kernel a few strokes wide: every stroke fits in it, and little of a shadow's corner does.
     stroke_px *= scale * scale_x
     kernel = lighting.odd(min(MAX_STROKE * digit_px, max(STROKE_KERNEL * stroke_px, 3)))
     ink = lighting.flat_field_ink(
-        region, polarity, kernel, shadow_reach=3 * kernel, stroke=round(FLOOD_WIDER * stroke_px)
+        region,
+        located.polarity,
+        kernel,
+        shadow_reach=3 * kernel,
+        stroke=round(FLOOD_WIDER * stroke_px),
     )
     run = round(REGION_LINE_RUN * digit_px)
     ink = strokes.remove_lines(ink, (run, run))
-    box = (
-        int((left - r_left) * scale),
-        int((top - r_top) * scale),
-        int(np.ceil((right - r_left) * scale)),
-        int(np.ceil((bottom - r_top) * scale)),
+    return LitRegion(
+        ink,
+        left=r_left / scale_x,
+        top=r_top / scale_y,
+        scale_x=region.shape[1] / ((r_right - r_left) / scale_x),
+        scale_y=region.shape[0] / ((r_bottom - r_top) / scale_y),
     )
-    return _strokes(ink, box)
+
+
+def strokes_in(
+    lit: LitRegion, box: tuple[int, int, int, int], only: np.ndarray | None = None
+) -> np.ndarray:
+    """The digit's strokes in ``box`` (on ``find``), from ``lit``; with ``only`` (a 0/255
+    mask on ``find``) just that ink: /read cuts one digit of a row without its neighbours."""
+    ink = lit.ink
+    if only is not None:
+        f_left, f_top = max(int(lit.left), 0), max(int(lit.top), 0)
+        f_right = min(int(np.ceil(lit.left + ink.shape[1] / lit.scale_x)), only.shape[1])
+        f_bottom = min(int(np.ceil(lit.top + ink.shape[0] / lit.scale_y)), only.shape[0])
+        keep = cv2.dilate(only[f_top:f_bottom, f_left:f_right], np.ones((3, 3), np.uint8))
+        keep = cv2.resize(keep, ink.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        ink = cv2.min(ink, keep)
+    x0, y0, x1, y1 = lit.box_of(box)
+    return _strokes(ink, (x0, y0, min(x1, ink.shape[1]), min(y1, ink.shape[0])))
+
+
+def cut_strokes(located: Located, box: tuple[int, int, int, int], stroke_px: float) -> np.ndarray:
+    """The strokes of the digit in ``box`` (on ``find``), cut at detail (``light_region``)."""
+    return strokes_in(light_region(located, box, stroke_px), box)
+
+
+def normalize_located(located: Located) -> np.ndarray:
+    """The (28, 28) MNIST-style input for the one digit in ``located``: the most ink that is
+    strokes, plus its pieces, cut at detail and framed as MNIST frames digits."""
+    box, stroke_px = digit_box(located.ink)
+    return fit_mnist_frame(cut_strokes(located, box, stroke_px))
 
 
 def _polarity(find: np.ndarray) -> float:
@@ -518,7 +608,7 @@ def _quadratic_terms(height: int, width: int) -> np.ndarray:
     return terms
 
 
-def _digit_box(ink: np.ndarray) -> tuple[tuple[int, int, int, int], float]:
+def digit_box(ink: np.ndarray) -> tuple[tuple[int, int, int, int], float]:
     """(x0, y0, x1, y1) around the digit, with a margin, and its stroke width in pixels.
 
     NoDigitFound if there is none.
@@ -584,20 +674,12 @@ def _digit_parts(
 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """Threshold, component labels and stats, and the indices of the digit's components.
 
-    Otsu separates ink from what is left of the page, but on a clean page it would split the
-    noise, so it never goes below half of MIN_INK_CONTRAST. The digit is the stroke-like
+    The ink is ``ink_mask``'s. The digit is the stroke-like
     component holding the most ink (overlapping ``box``, when given) plus sizeable
-    stroke-like pieces near it (a 5's detached bar); specks, filled areas and what is left
-    of lines are dropped.
+    stroke-like pieces near it (a 5's detached bar) and pen dots inside its box (a smiley's
+    eyes); specks, filled areas and what is left of lines are dropped.
     """
-    threshold, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    if threshold < MIN_INK_CONTRAST / 2:
-        threshold, mask = cv2.threshold(ink, MIN_INK_CONTRAST / 2, 255, cv2.THRESH_BINARY)
-    # Ink takes most of the light where it lies; a shaded area narrower than the lighting's
-    # kernel is left with what the shadow took, which is far less than the pen's strongest.
-    strongest = _quantile(ink[mask > 0], STROKE_QUANTILE) if cv2.countNonZero(mask) else 0.0
-    if box is None and INK_FRACTION * strongest > threshold:
-        threshold, mask = cv2.threshold(ink, INK_FRACTION * strongest, 255, cv2.THRESH_BINARY)
+    threshold, mask = ink_mask(ink, whole_frame=box is None)
     count, labels, stats = strokes.components(mask)
     if count == 0:
         raise NoDigitFound("The image has no contrast that looks like ink.")
@@ -621,7 +703,26 @@ def _digit_parts(
     )
     big = areas[candidates] >= MIN_PIECE_AREA * areas[candidates[main]]
     keep = near & big & (shaped | (np.arange(len(candidates)) == main))
-    return threshold, labels, stats, candidates[keep]
+    dots = strokes.dots_inside(labels, stats, int(candidates[main]))
+    return threshold, labels, stats, np.union1d(candidates[keep], dots)
+
+
+def ink_mask(ink: np.ndarray, *, whole_frame: bool) -> tuple[float, np.ndarray]:
+    """The ink threshold and the 0/255 mask above it.
+
+    Otsu separates ink from what is left of the page, but on a clean page it would split the
+    noise, so it never goes below half of MIN_INK_CONTRAST. Over the whole frame
+    (``whole_frame``) ink is also at least INK_FRACTION of the strongest strokes: ink takes
+    most of the light where it lies, while a shaded area narrower than the lighting's kernel
+    is left with what the shadow took, far less than the pen's strongest.
+    """
+    threshold, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    if threshold < MIN_INK_CONTRAST / 2:
+        threshold, mask = cv2.threshold(ink, MIN_INK_CONTRAST / 2, 255, cv2.THRESH_BINARY)
+    strongest = _quantile(ink[mask > 0], STROKE_QUANTILE) if cv2.countNonZero(mask) else 0.0
+    if whole_frame and INK_FRACTION * strongest > threshold:
+        threshold, mask = cv2.threshold(ink, INK_FRACTION * strongest, 255, cv2.THRESH_BINARY)
+    return threshold, mask
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
@@ -630,7 +731,7 @@ def _quantile(values: np.ndarray, q: float) -> float:
     return float(np.partition(values.ravel(), k)[k])
 
 
-def _fit_mnist_frame(digit: np.ndarray) -> np.ndarray:
+def fit_mnist_frame(digit: np.ndarray) -> np.ndarray:
     """Scale the longer side to 20 px and paste so the centre of mass lands on (14, 14).
 
     Centre of mass rather than box centre because that is how MNIST was built: a 7 sits

@@ -21,6 +21,11 @@ LINE_SLOPE = 0.1
 # A component whose widest stroke is more than this fraction of its longer side is a filled
 # region, not strokes: a disk is 1, MNIST's boldest digits stay well below this.
 MAX_STROKE_FRACTION = 0.5
+# A pen dot is roughly round (a disk fills 0.79 of its box and its sides are equal) and its
+# diameter is between these multiples of the pen's stroke width (dots_inside).
+DOT_FILL = 0.5
+DOT_ELONGATION = 2.0
+DOT_PEN = (0.7, 3.0)
 
 
 def remove_lines(ink: np.ndarray, length: tuple[int, int], *, pool: int = 1) -> np.ndarray:
@@ -79,6 +84,30 @@ def stroke_like(labels: np.ndarray, stats: np.ndarray, candidates: np.ndarray) -
         widest = 2 * float(cv2.minMaxLoc(distance)[1])
         keep[n] = widest <= MAX_STROKE_FRACTION * max(w, h) or max(w, h) < 8
     return keep
+
+
+def dots_inside(labels: np.ndarray, stats: np.ndarray, main: int) -> np.ndarray:
+    """Indices of the pen dots that lie inside component ``main``'s box.
+
+    A dot a pen leaves on purpose (a smiley's eyes, the dot of an i, a decimal point inside
+    a drawing) is small next to the strokes around it, so the size rule for broken-off pieces
+    drops it; but it is round and about as wide as the pen, which dust, sensor noise and what
+    is left of a printed line are not: they are smaller, or long and thin.
+    """
+    mx, my, mw, mh = stats[main, :4]
+    x, y, w, h, area = stats.T
+    inside = (x >= mx) & (y >= my) & (x + w <= mx + mw) & (y + h <= my + mh) & (area >= 4)
+    inside[main] = False
+    found = np.flatnonzero(inside)
+    if found.size == 0:
+        return found
+    pen = stroke_width((labels[my : my + mh, mx : mx + mw] == main + 1).astype(np.uint8) * 255)
+    side = np.maximum(w[found], h[found])
+    round_enough = (area[found] >= DOT_FILL * w[found] * h[found]) & (
+        np.minimum(w[found], h[found]) >= side / DOT_ELONGATION
+    )
+    pen_sized = (side >= DOT_PEN[0] * pen) & (side <= DOT_PEN[1] * pen)
+    return found[round_enough & pen_sized]
 
 
 def mean_inside(

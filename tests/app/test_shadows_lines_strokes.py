@@ -235,3 +235,32 @@ def test_notebook_photos_normalise_back_to_the_digit(digits: np.ndarray, shadow:
     ]
     assert np.median(scores) > 0.7
     assert np.mean(np.array(scores) > 0.5) >= 0.9
+
+
+def smiley(eyes: int, *, dust: bool = False) -> np.ndarray:
+    """A drawn face on white, as the page's canvas exports it: a ring, a mouth, round eyes."""
+    face = np.full((280, 280), 255, np.uint8)
+    cv2.circle(face, (140, 140), 105, 0, 20, cv2.LINE_AA)
+    cv2.ellipse(face, (140, 140), (60, 60), 0, 20, 160, 0, 20, cv2.LINE_AA)
+    for x in (100, 180):
+        cv2.circle(face, (x, 105), eyes, 0, -1, cv2.LINE_AA)
+    if dust:  # specks and a short hair inside the ring, far below the pen's width
+        for x, y in ((120, 150), (170, 160), (150, 190)):
+            cv2.circle(face, (x, y), 2, 0, -1)
+        cv2.line(face, (90, 170), (130, 172), 0, 2)
+    return face
+
+
+def test_pen_dots_inside_a_drawing_are_kept():
+    """A smiley's eyes are a tenth of the ring's ink: too small for a broken-off piece, but
+    round and pen-wide, so they stay (without them the face reads as a 0)."""
+    seen = np.squeeze(normalize_digit(smiley(eyes=10)))
+    blank = np.squeeze(normalize_digit(smiley(eyes=0)))
+    eyes = seen[8:13, 9:19]  # where the eyes land in the 28x28 frame
+    assert eyes.sum() > 3 and eyes.sum() > 5 * blank[8:13, 9:19].sum() + 1
+
+
+def test_dust_and_hairs_inside_a_drawing_are_not_dots():
+    clean = np.squeeze(normalize_digit(smiley(eyes=0)))
+    dusty = np.squeeze(normalize_digit(smiley(eyes=0, dust=True)))
+    assert np.abs(dusty - clean).max() < 0.25
