@@ -25,7 +25,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import health, metrics, model, oip, page, predict, tfserving
+from app.api import health, metrics, model, oip, page, predict, read, tfserving
 from app.api.handlers import install_exception_handlers
 from app.api.limits import UploadLimit
 from app.api.model import describe_model
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Python, a few microseconds per route passed): the prediction routes first.
     routers = (
         predict.router,
+        read.router,
         oip.router,
         tfserving.router,
         health.router,
@@ -95,7 +96,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         UploadLimit,
         max_bytes=settings.MAX_UPLOAD_BYTES,
-        path_prefixes=(predict.router.prefix, oip.router.prefix, tfserving.router.prefix),
+        path_prefixes=(
+            predict.router.prefix,
+            read.router.prefix,
+            oip.router.prefix,
+            tfserving.router.prefix,
+        ),
     )
     if settings.CORS_ORIGINS:
         app.add_middleware(

@@ -32,6 +32,7 @@ from app.verdicts import Judgement, Verdict
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+NUMBER_LENGTH_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20)
 LOG_FIELDS_KEY = "app.log_fields"
 """Scope key under which a route leaves fields for its request's log line."""
 REQUEST_STARTED_KEY = "app.request_started"
@@ -106,14 +107,27 @@ class Metrics:
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         # Children created up front so every series is exported, at 0, before its first hit,
         # and a prediction costs a dict lookup, not labels(): 10 digits x {digit, uncertain},
-        # and one `none` for not_a_digit (which names no digit: 21 series, not 30).
+        # and one `none` each for not_a_digit and several_digits (which name no digit).
         self._predictions: dict[tuple[Verdict, int | None], Any] = {
             (verdict, digit): self.predictions.labels(digit=str(digit), verdict=verdict.value)
             for verdict in (Verdict.digit, Verdict.uncertain)
             for digit in range(10)
         }
-        self._predictions[Verdict.not_a_digit, None] = self.predictions.labels(
-            digit="none", verdict=Verdict.not_a_digit.value
+        for verdict in (Verdict.not_a_digit, Verdict.several_digits):
+            self._predictions[verdict, None] = self.predictions.labels(
+                digit="none", verdict=verdict.value
+            )
+        self.numbers = Counter(
+            "mnist_numbers_total",
+            "Numbers read by POST /read, by verdict (number, uncertain, no_number).",
+            ("verdict",),
+            registry=self.registry,
+        )
+        self.number_digits = Histogram(
+            "mnist_number_digits",
+            "Digits read per POST /read.",
+            buckets=NUMBER_LENGTH_BUCKETS,
+            registry=self.registry,
         )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -130,6 +144,10 @@ class Metrics:
     def count_predictions(self, judgements: Iterable[Judgement]) -> None:
         for judged in judgements:
             self._predictions[judged.verdict, judged.digit].inc()
+
+    def count_number(self, verdict: str, digits: int) -> None:
+        self.numbers.labels(verdict=verdict).inc()
+        self.number_digits.observe(digits)
 
     def observe_batch(self, images: int, seconds: float) -> None:
         self.batch_size.observe(images)

@@ -127,6 +127,11 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
     greyscale and possibly at 1/2-1/8 scale (never below ``DRAFT_MIN_SIDE``): the digit needs
     neither colour nor full resolution. Only ``app.errors`` exceptions leave this function.
     """
+    return _load_image(data, max_pixels)[0]
+
+
+def _load_image(data: bytes, max_pixels: int) -> tuple[Image.Image, float]:
+    """``load_image``'s image, and how many upload pixels each of its pixels spans."""
     image_format = sniff_format(data)
     try:
         # Pillow warns (and at twice the limit raises) about decompression bombs on open; both
@@ -136,9 +141,11 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=(image_format,))
             _check_pixels(*image.size, max_pixels)
+            full_width = image.size[0]
             if image_format == "JPEG":
                 _draft_greyscale(image)
             image.load()
+            scale = full_width / image.size[0]
             ImageOps.exif_transpose(image, in_place=True)
     except ImageError:
         raise
@@ -149,7 +156,7 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
             f"The upload looks like {image_format} but could not be decoded: it may be "
             "truncated or corrupt."
         ) from exc
-    return image
+    return image, scale
 
 
 def to_grayscale(image: Image.Image) -> np.ndarray:
@@ -234,6 +241,17 @@ def to_png_bytes(x: np.ndarray) -> bytes:
 def decode_grayscale(data: bytes, max_pixels: int) -> np.ndarray:
     gray = _decode_small_grey_png(data, max_pixels)
     return gray if gray is not None else to_grayscale(load_image(data, max_pixels=max_pixels))
+
+
+def decode_grayscale_scaled(data: bytes, max_pixels: int) -> tuple[np.ndarray, float]:
+    """``decode_grayscale``'s picture, and how many of the upload's (upright) pixels each of
+    its pixels spans: a JPEG may be decoded at 1/2-1/8 scale, and /read's boxes are given in
+    the upload's own pixels."""
+    gray = _decode_small_grey_png(data, max_pixels)
+    if gray is not None:
+        return gray, 1.0
+    image, scale = _load_image(data, max_pixels)
+    return to_grayscale(image), scale
 
 
 def _decode_small_grey_png(data: bytes, max_pixels: int) -> np.ndarray | None:
@@ -528,15 +546,23 @@ def strokes_in(
     """The digit's strokes in ``box`` (on ``find``), from ``lit``; with ``only`` (a 0/255
     mask on ``find``) just that ink: /read cuts one digit of a row without its neighbours."""
     ink = lit.ink
-    if only is not None:
-        f_left, f_top = max(int(lit.left), 0), max(int(lit.top), 0)
-        f_right = min(int(np.ceil(lit.left + ink.shape[1] / lit.scale_x)), only.shape[1])
-        f_bottom = min(int(np.ceil(lit.top + ink.shape[0] / lit.scale_y)), only.shape[0])
-        keep = cv2.dilate(only[f_top:f_bottom, f_left:f_right], np.ones((3, 3), np.uint8))
-        keep = cv2.resize(keep, ink.shape[::-1], interpolation=cv2.INTER_LINEAR)
-        ink = cv2.min(ink, keep)
     x0, y0, x1, y1 = lit.box_of(box)
-    return _strokes(ink, (x0, y0, min(x1, ink.shape[1]), min(y1, ink.shape[0])))
+    if only is not None:
+        # Only the box's own neighbourhood is looked at: ``only`` holds nothing beyond it.
+        f_x0, f_y0 = max(box[0] - 1, 0, int(lit.left)), max(box[1] - 1, 0, int(lit.top))
+        f_x1, f_y1 = min(box[2] + 1, only.shape[1]), min(box[3] + 1, only.shape[0])
+        c_x0, c_y0, c_x1, c_y1 = lit.box_of((f_x0, f_y0, f_x1, f_y1))
+        c_x1, c_y1 = min(c_x1, ink.shape[1]), min(c_y1, ink.shape[0])
+        if c_x1 <= c_x0 or c_y1 <= c_y0:
+            raise NoDigitFound("The ink is too faint to make out a digit.")
+        keep = cv2.dilate(only[f_y0:f_y1, f_x0:f_x1], np.ones((3, 3), np.uint8))
+        keep = cv2.resize(keep, (c_x1 - c_x0, c_y1 - c_y0), interpolation=cv2.INTER_LINEAR)
+        ink = cv2.min(ink[c_y0:c_y1, c_x0:c_x1], keep)
+        x0, y0, x1, y1 = x0 - c_x0, y0 - c_y0, x1 - c_x0, y1 - c_y0
+    cut = (max(x0, 0), max(y0, 0), min(x1, ink.shape[1]), min(y1, ink.shape[0]))
+    # Within ``only`` everything is this digit's ink already, found against the whole row:
+    # Otsu on a crop that is mostly ink would split a pen's firm strokes from its light ones.
+    return _strokes(ink, cut, None if only is None else MIN_INK_CONTRAST / 2)
 
 
 def cut_strokes(located: Located, box: tuple[int, int, int, int], stroke_px: float) -> np.ndarray:
@@ -634,7 +660,9 @@ def digit_box(ink: np.ndarray) -> tuple[tuple[int, int, int, int], float]:
     return box, stroke_px
 
 
-def _strokes(ink: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+def _strokes(
+    ink: np.ndarray, box: tuple[int, int, int, int], threshold: float | None = None
+) -> np.ndarray:
     """The digit's strokes, tightly cropped, 0..255 with anti-aliased edges kept, MNIST's weight.
 
     Ink levels are ramped (see RAMP_FLOOR) rather than cut hard; whatever is not part of the
@@ -644,7 +672,7 @@ def _strokes(ink: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """
     if max(ink.shape) > 2 * MNIST_BOX:  # it will be shrunk at least 2x: blurring costs no detail
         ink = cv2.GaussianBlur(ink, (3, 3), 0)
-    threshold, labels, _, keep = _digit_parts(ink, box)
+    threshold, labels, _, keep = _digit_parts(ink, box, threshold)
     chosen = np.zeros(int(labels.max()) + 1, np.uint8)
     chosen[keep + 1] = 255
     mask = chosen[labels]
@@ -670,7 +698,7 @@ def _strokes(ink: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 
 def _digit_parts(
-    ink: np.ndarray, box: tuple[int, int, int, int] | None
+    ink: np.ndarray, box: tuple[int, int, int, int] | None, threshold: float | None = None
 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """Threshold, component labels and stats, and the indices of the digit's components.
 
@@ -679,7 +707,10 @@ def _digit_parts(
     stroke-like pieces near it (a 5's detached bar) and pen dots inside its box (a smiley's
     eyes); specks, filled areas and what is left of lines are dropped.
     """
-    threshold, mask = ink_mask(ink, whole_frame=box is None)
+    if threshold is None:
+        threshold, mask = ink_mask(ink, whole_frame=box is None)
+    else:
+        mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)[1]
     count, labels, stats = strokes.components(mask)
     if count == 0:
         raise NoDigitFound("The image has no contrast that looks like ink.")
@@ -707,21 +738,27 @@ def _digit_parts(
     return threshold, labels, stats, np.union1d(candidates[keep], dots)
 
 
-def ink_mask(ink: np.ndarray, *, whole_frame: bool) -> tuple[float, np.ndarray]:
+def ink_mask(
+    ink: np.ndarray, *, whole_frame: bool, fraction: float = INK_FRACTION, faint: bool = False
+) -> tuple[float, np.ndarray]:
     """The ink threshold and the 0/255 mask above it.
 
     Otsu separates ink from what is left of the page, but on a clean page it would split the
     noise, so it never goes below half of MIN_INK_CONTRAST. Over the whole frame
-    (``whole_frame``) ink is also at least INK_FRACTION of the strongest strokes: ink takes
+    (``whole_frame``) ink is also at least ``fraction`` of the strongest strokes: ink takes
     most of the light where it lies, while a shaded area narrower than the lighting's kernel
-    is left with what the shadow took, far less than the pen's strongest.
+    is left with what the shadow took, far less than the pen's strongest. With ``faint``,
+    ``fraction`` of the strongest is always enough, even below Otsu's split: a row of digits
+    holds firm and light strokes of one pen, and Otsu may split those instead of ink from
+    paper.
     """
     threshold, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     if threshold < MIN_INK_CONTRAST / 2:
         threshold, mask = cv2.threshold(ink, MIN_INK_CONTRAST / 2, 255, cv2.THRESH_BINARY)
     strongest = _quantile(ink[mask > 0], STROKE_QUANTILE) if cv2.countNonZero(mask) else 0.0
-    if whole_frame and INK_FRACTION * strongest > threshold:
-        threshold, mask = cv2.threshold(ink, INK_FRACTION * strongest, 255, cv2.THRESH_BINARY)
+    wanted = max(fraction * strongest, MIN_INK_CONTRAST / 2)
+    if (whole_frame and wanted > threshold) or (faint and wanted < threshold):
+        threshold, mask = cv2.threshold(ink, wanted, 255, cv2.THRESH_BINARY)
     return threshold, mask
 
 

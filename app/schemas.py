@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.segmentation import MarkKind
 from app.verdicts import Verdict
 from contract import ModelMetadata
 
@@ -30,7 +31,12 @@ Probabilities = Annotated[
 ]
 VerdictField = Annotated[
     Verdict,
-    Field(description="`digit`, `uncertain` or `not_a_digit`: see Verdict for what each means."),
+    Field(
+        description=(
+            "`digit`, `uncertain`, `not_a_digit` or (/predict) `several_digits`: see Verdict "
+            "for what each means."
+        )
+    ),
 ]
 Digit = Annotated[
     int | None,
@@ -386,3 +392,107 @@ class ModelInfo(ModelMetadata):
     operating_points: OperatingPointsInfo | None = Field(  # type: ignore[assignment]
         None, description="The thresholds behind each answer's `verdict`, as in force."
     )
+
+
+# --- POST /read --------------------------------------------------------------------------------
+
+
+class NumberVerdict(StrEnum):
+    """How sure the service is of the whole number.
+
+    - `number`: every digit was read with the verdict `digit`.
+    - `uncertain`: a digit is `uncertain`, or a digit-sized piece among the digits is not a
+      digit (a letter, a blot): `number` is the best reading, check it.
+    - `no_number`: no digit could be read; `number` is null.
+    """
+
+    number = "number"
+    uncertain = "uncertain"
+    no_number = "no_number"
+
+
+class PixelBox(BaseModel):
+    """A rectangle in the uploaded image's pixels (after its EXIF orientation), origin top left."""
+
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    width: int = Field(ge=0)
+    height: int = Field(ge=0)
+
+
+class ReadDigit(BaseModel):
+    """One digit of the number, in reading order."""
+
+    box: PixelBox
+    verdict: VerdictField
+    digit: Digit
+    best_guess: BestGuess
+    confidence: Confidence
+    alternatives: Alternatives = None
+    probabilities: Probabilities
+    preprocessed_png_base64: PreprocessedPng = None
+
+
+class ReadMark(BaseModel):
+    """A piece of ink that is not one of the number's digits."""
+
+    box: PixelBox
+    kind: MarkKind
+    preprocessed_png_base64: PreprocessedPng = None
+
+
+class ReadOptions(BaseModel):
+    """The query options of /read."""
+
+    include: Include | None = Field(
+        None,
+        description="`preprocessed`: also return each digit as the model saw it, as a base64 PNG.",
+    )
+
+
+_EXAMPLE_BOX = {"x": 112, "y": 230, "width": 96, "height": 141}
+NUMBER_EXAMPLES: dict[str, dict[str, Any]] = {
+    "number": {
+        "verdict": "number",
+        "number": "27",
+        "digits": [
+            {"box": _EXAMPLE_BOX, **_EXAMPLE_READINGS["digit"], "digit": 2, "best_guess": 2},
+            {
+                "box": {"x": 231, "y": 226, "width": 88, "height": 150},
+                **_EXAMPLE_READINGS["digit"],
+            },
+        ],
+        "marks": [{"box": {"x": 330, "y": 352, "width": 14, "height": 15}, "kind": "small"}],
+        "model_version": "3",
+        "timing_ms": {"read": 0.2, "preprocess": 6.1, "inference": 2.4, "total": 8.9},
+    },
+    "no_number": {
+        "verdict": "no_number",
+        "number": None,
+        "digits": [],
+        "marks": [{"box": _EXAMPLE_BOX, "kind": "not_a_digit"}],
+        "model_version": "3",
+        "timing_ms": {"read": 0.2, "preprocess": 4.0, "inference": 2.0, "total": 6.3},
+    },
+}
+
+
+class NumberReading(BaseModel):
+    """A whole number read from one image: the digits left to right, and what else was there."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": list(NUMBER_EXAMPLES.values())})
+
+    verdict: NumberVerdict
+    number: str | None = Field(
+        description=(
+            "The digits read, left to right (`digit`s and the best guesses of `uncertain` "
+            'ones), e.g. `"2024"`; null when none could be read. Always present.'
+        ),
+        examples=["2024"],
+    )
+    digits: list[ReadDigit]
+    marks: list[ReadMark] = Field(
+        description="Ink that is not a digit of the number: dashes, dots, lines, letters."
+    )
+    model_version: str
+    timing_ms: Timing

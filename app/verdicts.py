@@ -46,11 +46,14 @@ class Verdict(StrEnum):
     - `not_a_digit`: the image does not look like a handwritten digit (a letter, a shape, a
       photo of something else): `digit` is null; `best_guess` is what the model would have
       said had it been forced to choose.
+    - `several_digits` (/predict only): the image holds several digits side by side and the
+      model does not read it as one: `digit` is null; send it to `POST /read` to read them.
     """
 
     digit = "digit"
     uncertain = "uncertain"
     not_a_digit = "not_a_digit"
+    several_digits = "several_digits"
 
 
 class InvalidOperatingPoints(ValueError):  # noqa: N818 - the service's vocabulary
@@ -127,6 +130,14 @@ def judge(probabilities: np.ndarray | Sequence[float], points: OperatingPoints) 
         Alternative(int(digit), round(float(row[digit]), DECIMALS)) for digit in top
     )
     return Judgement(Verdict.uncertain, best, best, confidence, alternatives)
+
+
+def several(judged: Judgement) -> Judgement:
+    """``judged`` for an upload that holds several digits, unless the model read it as one
+    digit for sure (a 4 whose bar came loose looks like two pieces, and is one digit)."""
+    if judged.verdict is Verdict.digit:
+        return judged
+    return Judgement(Verdict.several_digits, None, judged.best_guess, judged.confidence, None)
 
 
 def resolve_operating_points(

@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image, ImageFilter
 
@@ -171,9 +172,28 @@ def multipart(data: bytes, filename: str, content_type: str) -> bytes:
     )
 
 
-def upload(data: bytes, filename: str, content_type: str) -> RequestKind:
+def number_photo_jpeg(size: tuple[int, int] = (1000, 750)) -> bytes:
+    """A 6-digit number (sample test digits, ~130 px tall) on unevenly lit paper: a phone
+    photo of a meter reading's shape, for POST /read."""
+    rng = np.random.default_rng(1)
+    w, h = size
+    paper = np.linspace(225, 180, w, dtype=np.float32)[None, :] * np.ones((h, 1), np.float32)
+    paper += rng.normal(0, 4, (h, w)).astype(np.float32)
+    page = paper.clip(0, 255).astype(np.uint8)
+    with np.load(ROOT / "tests" / "data" / "mnist_sample.npz") as f:
+        digits = [f["x_test"][int(np.flatnonzero(f["y_test"] == d)[0])] for d in (2, 0, 2, 6, 1, 9)]
+    for i, digit in enumerate(digits):
+        ink = cv2.GaussianBlur(cv2.resize(255 - digit, (180, 180), cv2.INTER_CUBIC), (5, 5), 0)
+        x, y = 60 + i * 145, 280 + int(rng.integers(-12, 12))
+        page[y : y + 180, x : x + 180] = np.minimum(page[y : y + 180, x : x + 180], ink)
+    buf = io.BytesIO()
+    Image.fromarray(page).convert("RGB").save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def upload(data: bytes, filename: str, content_type: str, path: str = "/predict") -> RequestKind:
     return RequestKind(
-        path="/predict",
+        path=path,
         body=multipart(data, filename, content_type),
         content_type=f"multipart/form-data; boundary={BOUNDARY}",
     )
@@ -234,6 +254,7 @@ def request_kinds(digit: np.ndarray, jpeg: bytes) -> dict[str, RequestKind]:
     return {
         "png28": upload(png, "digit.png", "image/png"),
         "jpeg1000x750": upload(jpeg, "photo.jpg", "image/jpeg"),
+        "read-6digits": upload(number_photo_jpeg(), "number.jpg", "image/jpeg", path="/read"),
         "oip-image": oip_image(png),
         "oip-fp32": oip_fp32(digit),
         "v1-b64": v1_b64(png),
@@ -398,6 +419,7 @@ def plan(smoke: bool) -> list[tuple[str, str, int]]:
             ("service", "png28", 1),
             ("service", "png28", 8),
             ("service", "jpeg1000x750", 8),
+            ("service", "read-6digits", 1),
             ("service", "oip-image", 8),
             ("service", "oip-fp32", 8),
             ("service", "v1-b64", 8),  # so the service / KServe v1 ratio has a smoke value too
@@ -412,6 +434,7 @@ def plan(smoke: bool) -> list[tuple[str, str, int]]:
         points.append(("service", "oip-image", c))
         points.append(("service", "oip-fp32", c))
     points.append(("service", "v1-b64", 32))
+    points += [("service", "read-6digits", c) for c in (1, 8)]
     points += [("service-savedmodel", "png28", 1), ("service-savedmodel", "png28", 32)]
     points += [("service-litert", "png28", c) for c in (1, 32)]
     points.append(("service-litert", "jpeg1000x750", 32))

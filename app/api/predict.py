@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from app.api.deps import ServingDep
-from app.api.images import prepare, prepare_many
+from app.api.images import prepare_counted, prepare_many_counted
 from app.api.uploads import multipart_body, read_uploads
 from app.errors import ImageError
 from app.observability import REQUEST_STARTED_KEY, add_log_fields
@@ -35,7 +35,7 @@ from app.schemas import (
     named_examples,
 )
 from app.tensors import json_values
-from app.verdicts import Judgement, Verdict, judge
+from app.verdicts import Judgement, Verdict, judge, several
 
 router = APIRouter(prefix="/predict", tags=["predict"])
 
@@ -124,19 +124,23 @@ async def predict(request: Request, serving: ServingDep) -> Response:
     """Photos, scans and canvas drawings are normalised to MNIST's form before the model sees
     them. Every answer carries a `verdict`: `digit` (with the digit), `uncertain` (the best
     guess and the three most probable digits) or `not_a_digit` (`digit` is null), judged on
-    the calibrated probability of the best digit against the operating points /model shows."""
+    the calibrated probability of the best digit against the operating points /model shows;
+    or `several_digits` (`digit` is null) when the image holds digits side by side that the
+    model does not read as one: `POST /read` reads them all."""
     begun = time.perf_counter()
     options = read_options(request)
     preprocess, include = options.preprocess, options.include
     uploads = await read_uploads(request, "file", max_files=1, too_many_files=ONE_FILE_ONLY)
     data = uploads[0].data
     read_done = time.perf_counter()
-    image = await prepare(data, preprocess, serving)
+    image, digits_seen = await prepare_counted(data, preprocess, serving)
     prepared = time.perf_counter()
     probabilities = (await serving.predictor.predict(image[np.newaxis]))[0]
     inferred = time.perf_counter()
 
     judged = judge(probabilities, serving.operating_points)
+    if digits_seen > 1:
+        judged = several(judged)
     version = serving.model.version
     serving.metrics.count_predictions((judged,))
     add_log_fields(
@@ -185,17 +189,23 @@ async def predict_batch(request: Request, serving: ServingDep) -> Response:
     files = await read_uploads(request, "files", max_files=most, too_many_files=too_many)
     uploads = [file.data for file in files]
     read_done = time.perf_counter()
-    images = await prepare_many(uploads, preprocess, serving)
+    prepared_all = await prepare_many_counted(uploads, preprocess, serving)
     prepared = time.perf_counter()
-    good = [i for i, image in enumerate(images) if isinstance(image, np.ndarray)]
+    good = [i for i, item in enumerate(prepared_all) if not isinstance(item, ImageError)]
+    counted = [item for item in prepared_all if not isinstance(item, ImageError)]
     probabilities = np.empty((0, 10), dtype=np.float32)
-    if good:
-        pixels = [image for image in images if isinstance(image, np.ndarray)]
-        probabilities = await serving.predictor.predict(np.stack(pixels))
+    if counted:
+        probabilities = await serving.predictor.predict(np.stack([image for image, _ in counted]))
     inferred = time.perf_counter()
 
     points = serving.operating_points
-    judgements = [judge(row, points) for row in probabilities]
+    judgements = [
+        several(judged) if seen > 1 else judged
+        for judged, (_, seen) in zip(
+            (judge(row, points) for row in probabilities), counted, strict=True
+        )
+    ]
+    images = [item if isinstance(item, ImageError) else item[0] for item in prepared_all]
     results: list[BatchItem | BatchItemError] = []
     rows = dict(zip(good, zip(probabilities, judgements, strict=True), strict=True))
     for index, (file, image) in enumerate(zip(files, images, strict=True)):

@@ -314,7 +314,8 @@ def test_settings_change_the_verdict_on_the_same_upload(
     assert (single_line["verdict"], single_line["digit"]) == (verdict, body["digit"])
     assert single_line["best_guess"] == label
     [batch_line] = _access_lines(caplog.records, "/predict/batch")
-    assert batch_line["verdicts"] == {"digit": 0, "uncertain": 0, "not_a_digit": 0, verdict: 1}
+    counts = {"digit": 0, "uncertain": 0, "not_a_digit": 0, "several_digits": 0, verdict: 1}
+    assert batch_line["verdicts"] == counts
     assert batch_line["digits"] == [body["digit"]]
 
 
@@ -710,10 +711,11 @@ def test_metrics_count_requests_verdicts_and_the_model(client: TestClient, mnist
     assert value("http_request_duration_seconds_bucket", **ok, le="+Inf") >= 3
     assert value("http_requests_total", method="POST", route="/predict", status="400") >= 1
     # Every series is exported from the start: each digit under `digit` and `uncertain`, and
-    # "none" (no digit named) under `not_a_digit` only.
+    # "none" (no digit named) under `not_a_digit` and `several_digits` only.
     series = {key for key in samples if key[0] == "mnist_predictions_total"}
     expected = {prediction_series(v, d) for v in ("digit", "uncertain") for d in range(10)}
-    assert series == expected | {prediction_series("not_a_digit", None)}
+    nameless = {prediction_series(v, None) for v in ("not_a_digit", "several_digits")}
+    assert series == expected | nameless
     # Each answer was counted once, under its own verdict and digit.
     counted = {key: samples[key] - before.get(key, 0.0) for key in series}
     wanted = collections.Counter(prediction_series(a["verdict"], a["digit"]) for a in answers)

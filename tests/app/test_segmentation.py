@@ -1,0 +1,240 @@
+"""app.segmentation: a photo of a number -> candidate digits, marks, and the reading chosen.
+
+Model-free: the geometry is checked against the ink boxes ``digit_photos.numbers`` records,
+and the choice against confidences given by hand. Reading through the model is tested over
+the API (tests/app/test_read.py).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from app import segmentation
+from app.errors import NoDigitFound
+from app.preprocessing import decode_grayscale_scaled
+from app.segmentation import Box, Candidate, MarkKind, Proposal, choose, digits_beside, propose
+from digit_photos.numbers import number_digits, number_photo
+
+
+def iou(a: Box, b: tuple[int, int, int, int]) -> float:
+    ax0, ay0, ax1, ay1 = a.x, a.y, a.x + a.width, a.y + a.height
+    bx0, by0, bx1, by1 = b
+    w = max(0, min(ax1, bx1) - max(ax0, bx0))
+    h = max(0, min(ay1, by1) - max(ay0, by0))
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - w * h
+    return w * h / union if union else 0.0
+
+
+def photos(mnist_sample, spacing: str, paper: str, length: int, count: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    for k in range(count):
+        digits, labels = number_digits(rng, mnist_sample.x_test, mnist_sample.y_test, length)
+        yield number_photo(digits, labels, spacing, paper, seed * 1000 + k)
+
+
+def matched(proposal: Proposal, truth: tuple[tuple[int, int, int, int], ...]) -> int:
+    """How many true digit boxes have a candidate that covers them (IoU >= 0.5)."""
+    return sum(any(iou(c.box, box) >= 0.5 for c in proposal.candidates) for box in truth)
+
+
+def proposed(data: bytes) -> Proposal:
+    return propose(*decode_grayscale_scaled(data, 40_000_000))
+
+
+@pytest.mark.parametrize("paper", ["plain", "notebook"])
+def test_separated_digits_are_each_a_candidate_where_they_are_written(mnist_sample, paper: str):
+    total = found = 0
+    for photo in photos(mnist_sample, "separated", paper, length=4, count=6):
+        proposal = proposed(photo.data)
+        total += len(photo.boxes)
+        found += matched(proposal, photo.boxes)
+    assert found >= 0.95 * total, f"{found} of {total} digits had a candidate on their ink"
+
+
+def test_boxes_are_in_the_uploads_pixels_when_the_jpeg_is_decoded_smaller(mnist_sample):
+    """Big JPEGs are decoded at 1/2-1/8 scale; /read's boxes still land on the upload's ink."""
+    rng = np.random.default_rng(3)
+    digits, labels = number_digits(rng, mnist_sample.x_test, mnist_sample.y_test, 3)
+    photo = number_photo(digits, labels, "separated", "plain", 11)
+    page = cv2.imdecode(np.frombuffer(photo.data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    big = cv2.resize(page, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    data = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+    gray, scale = decode_grayscale_scaled(data, 40_000_000)
+    assert scale > 1  # decoded smaller than it is
+    truth = tuple(tuple(3 * v for v in box) for box in photo.boxes)
+    assert matched(propose(gray, scale), truth) == len(truth)  # type: ignore[arg-type]
+
+
+def test_touching_digits_are_cut_apart_among_the_candidates(mnist_sample):
+    """Digits whose strokes run into each other are one piece of ink; the seams proposed
+    through it must include the cut that parts them."""
+    merged = parted = 0
+    for photo in photos(mnist_sample, "touching", "plain", length=2, count=12, seed=1):
+        gray, scale = decode_grayscale_scaled(photo.data, 40_000_000)
+        line = segmentation._split_line(segmentation.locate_number(gray).ink)
+        if len(line.groups) != 1:
+            continue  # this pair was left just apart
+        merged += 1
+        parted += matched(propose(gray, scale), photo.boxes) == 2
+    assert merged >= 6
+    assert parted >= 0.75 * merged, f"{parted} of {merged} touching pairs had both cuts"
+
+
+def line_of(*pieces: tuple[str, tuple[int, int, int, int]]) -> np.ndarray:
+    """A white page with dark strokes: each piece a kind and (x0, y0, x1, y1)."""
+    page = np.full((300, 900), 235, np.uint8)
+    for kind, (x0, y0, x1, y1) in pieces:
+        if kind == "one":
+            cv2.line(page, ((x0 + x1) // 2, y0), ((x0 + x1) // 2, y1), 30, 12, cv2.LINE_AA)
+        elif kind == "zero":
+            centre, axes = ((x0 + x1) // 2, (y0 + y1) // 2), ((x1 - x0) // 2, (y1 - y0) // 2)
+            cv2.ellipse(page, centre, axes, 0, 0, 360, 30, 12, cv2.LINE_AA)
+        elif kind == "bar":
+            cv2.line(page, (x0, (y0 + y1) // 2), (x1, (y0 + y1) // 2), 30, 12, cv2.LINE_AA)
+        elif kind == "dot":
+            cv2.circle(page, ((x0 + x1) // 2, (y0 + y1) // 2), (x1 - x0) // 2, 30, -1)
+        elif kind == "frame":
+            cv2.rectangle(page, (x0, y0), (x1, y1), 30, 6, cv2.LINE_AA)
+    return page
+
+
+def test_a_dash_a_dot_and_an_underline_are_marks_not_digits():
+    page = line_of(
+        ("zero", (100, 80, 200, 230)),
+        ("bar", (240, 140, 300, 160)),  # a dash
+        ("one", (340, 80, 360, 230)),
+        ("dot", (400, 215, 416, 231)),  # a full stop
+        ("zero", (450, 80, 550, 230)),
+        ("bar", (80, 255, 600, 265)),  # an underline
+    )
+    proposal = propose(page)
+    kinds = sorted(mark.kind.value for mark in proposal.marks)
+    assert kinds == ["line", "small", "small"]
+    single = {(c.start, c.end) for c in proposal.candidates if c.end == c.start + 1}
+    assert len(single) == proposal.units == 3
+
+
+def test_a_box_drawn_around_the_number_is_a_line_mark():
+    page = line_of(
+        ("frame", (60, 50, 620, 260)),
+        ("zero", (100, 80, 200, 230)),
+        ("one", (300, 80, 320, 230)),
+        ("zero", (450, 80, 550, 230)),
+    )
+    proposal = propose(page)
+    assert [mark.kind for mark in proposal.marks] == [MarkKind.line]
+    assert proposal.units == 3
+
+
+def test_a_loose_piece_above_a_digit_is_merged_into_it():
+    """A 5 whose bar came loose is one digit: the small piece over a bigger one joins it."""
+    page = np.full((300, 500), 235, np.uint8)
+    cv2.ellipse(page, (200, 180), (55, 50), 0, -120, 160, 30, 12, cv2.LINE_AA)  # the bowl
+    cv2.line(page, (160, 70), (160, 125), 30, 12, cv2.LINE_AA)  # the stem
+    cv2.line(page, (175, 50), (250, 50), 30, 12, cv2.LINE_AA)  # the loose bar
+    line = segmentation._split_line(segmentation.locate_number(page).ink)
+    assert len(line.groups) == 1
+    assert not line.marks
+    proposal = propose(page)
+    assert any(c.start == 0 and c.end == proposal.units for c in proposal.candidates)
+
+
+def test_blank_pages_have_no_number():
+    with pytest.raises(NoDigitFound):
+        propose(np.full((200, 600), 230, np.uint8))
+
+
+def test_every_candidate_is_an_mnist_framed_image(mnist_sample):
+    photo = next(photos(mnist_sample, "separated", "plain", length=3, count=1, seed=4))
+    proposal = proposed(photo.data)
+    assert proposal.images.shape == (len(proposal.candidates), 28, 28, 1)
+    assert proposal.images.dtype == np.float32
+    for image in proposal.images:
+        ys, xs = np.nonzero(image[..., 0] > 0.05)
+        assert max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 <= 21  # MNIST's 20 px box
+        assert image.max() == pytest.approx(1.0)
+
+
+# --- the choice ----------------------------------------------------------------------------
+
+
+def candidate(start: int, end: int, width: float = 0.6, height: float = 1.0) -> Candidate:
+    return Candidate(start, end, Box(start, 0, end - start, 1), np.zeros((28, 28)), width, height)
+
+
+def test_the_reading_the_model_is_surest_of_wins():
+    """Units 0-1-2: either one digit (0-2) and one (2-3), or three singles."""
+    proposal = Proposal(
+        units=3,
+        candidates=(candidate(0, 1), candidate(1, 2), candidate(0, 2), candidate(2, 3)),
+        cuts=(0.0, 0.3, 0.0, 0.0),
+    )
+    # The halves are unsure, the whole is sure: the whole wins.
+    assert choose(proposal, np.array([0.6, 0.6, 0.99, 0.98])) == [2, 3]
+    # The halves are sure and the whole is not: they win, even paying for the cut.
+    assert choose(proposal, np.array([0.99, 0.99, 0.3, 0.98])) == [0, 1, 3]
+
+
+def test_a_cut_through_ink_costs_and_a_gap_does_not():
+    # Same confidences; only what parting units 0 and 1 costs differs.
+    singles = (candidate(0, 1), candidate(1, 2), candidate(0, 2))
+    confidences = np.array([0.95, 0.95, 0.85])
+    gap = Proposal(units=2, candidates=singles, cuts=(0.0, 0.0, 0.0))
+    cut = Proposal(units=2, candidates=singles, cuts=(0.0, 1.0, 0.0))
+    assert choose(gap, confidences) == [0, 1]
+    assert choose(cut, confidences) == [2]
+
+
+def test_too_wide_and_too_short_candidates_pay_for_it():
+    wide = Proposal(
+        units=2,
+        candidates=(candidate(0, 1), candidate(1, 2), candidate(0, 2, width=1.6)),
+        cuts=(0.0, 0.3, 0.0),
+    )
+    assert choose(wide, np.array([0.9, 0.9, 0.99])) == [0, 1]
+    short = Proposal(
+        units=2,
+        candidates=(candidate(0, 1, height=0.3), candidate(1, 2), candidate(0, 2)),
+        cuts=(0.0, 0.0, 0.0),
+    )
+    assert choose(short, np.array([0.99, 0.99, 0.9])) == [2]
+
+
+def test_a_unit_no_candidate_covers_is_skipped():
+    proposal = Proposal(units=3, candidates=(candidate(0, 1), candidate(2, 3)), cuts=(0.0,) * 4)
+    assert choose(proposal, np.array([0.9, 0.9])) == [0, 1]
+
+
+# --- /predict's "several digits" ------------------------------------------------------------
+
+
+def test_digits_side_by_side_are_seen_as_several(mnist_sample):
+    seen = [
+        segmentation.normalize_counted(decode_grayscale_scaled(photo.data, 10**8)[0])[1]
+        for photo in photos(mnist_sample, "separated", "plain", length=3, count=8, seed=5)
+    ]
+    assert sum(count >= 2 for count in seen) >= 7, seen
+
+
+def test_one_digit_is_one(mnist_sample):
+    from digit_photos import photograph
+
+    counts = [
+        segmentation.normalize_counted(decode_grayscale_scaled(photograph(x, "jpeg", i), 10**8)[0])[
+            1
+        ]
+        for i, x in enumerate(mnist_sample.x_test[:40])
+    ]
+    assert counts == [1] * 40
+
+
+def test_a_digit_broken_in_two_is_not_several():
+    """An open 4: its bar beside its angle is no wider together than a digit."""
+    page = np.full((300, 300), 235, np.uint8)
+    cv2.line(page, (110, 60), (90, 170), 30, 12, cv2.LINE_AA)
+    cv2.line(page, (90, 170), (150, 170), 30, 12, cv2.LINE_AA)
+    cv2.line(page, (175, 80), (175, 240), 30, 12, cv2.LINE_AA)
+    ink = segmentation.locate_ink(page).ink
+    assert digits_beside(ink, (0, 0, ink.shape[1], ink.shape[0])) == 0
