@@ -76,6 +76,9 @@ SURE_MERGE_AREA = 0.3
 # So are two that are parts of one digit: one lower than STACKED_PART of the digits' height,
 # both together no taller than STACKED_HEIGHT of it.
 STACKED_PART = 0.75
+# A piece lower than SMALL_HEIGHT over or under a digit's top or bottom third joins it if it
+# overlaps it horizontally by this fraction of its own width.
+SMALL_OVERLAP = 0.2
 STACKED_HEIGHT = 1.3
 # Two neighbouring groups may be one digit (the model decides) when they are this close...
 MAYBE_MERGE_GAP = 0.12
@@ -419,6 +422,13 @@ def _encloses(stats: np.ndarray, pieces: np.ndarray, i: int) -> bool:
     return int(inside.sum()) >= 2
 
 
+def _above_or_below(piece: _Group, host: _Group) -> bool:
+    """Does ``piece`` sit over or under ``host``'s top or bottom third (a 5's bar, a 7's foot)
+    rather than beside its middle (a dash)?"""
+    third = host.height / 3
+    return piece.y1 <= host.y0 + third or piece.y0 >= host.y1 - third
+
+
 def _merge_sure(groups: list[_Group], height: float) -> list[_Group]:
     """Merge each piece into a bigger one it overlaps horizontally when it is much smaller (a
     5's loose bar) or when the two are parts of one digit stacked (a 3 broken in two)."""
@@ -431,8 +441,14 @@ def _merge_sure(groups: list[_Group], height: float) -> list[_Group]:
                 min(group.height, host.height) < STACKED_PART * height
                 and max(group.y1, host.y1) - min(group.y0, host.y0) <= STACKED_HEIGHT * height
             )
-            if overlap >= SURE_MERGE_OVERLAP * min(group.width, host.width) and (
-                group.area <= SURE_MERGE_AREA * host.area or stacked
+            small = (
+                group.height < SMALL_HEIGHT * height and group.area <= SURE_MERGE_AREA * host.area
+            )
+            if (
+                overlap >= SURE_MERGE_OVERLAP * min(group.width, host.width)
+                and (group.area <= SURE_MERGE_AREA * host.area or stacked)
+            ) or (
+                small and overlap >= SMALL_OVERLAP * group.width and _above_or_below(group, host)
             ):
                 host.absorb(group)
                 break
