@@ -6,7 +6,7 @@ PORT   ?= 8000
 HOST   ?= 0.0.0.0
 MODEL_DIR ?= models/mnist
 
-.PHONY: help setup train train-seed evaluate serve run test test-slow test-browser test-container lint format bench bench-images clean image image-lite hadolint accuracy soak fuzz audit
+.PHONY: help setup train train-seed evaluate serve run test test-slow test-browser test-container lint format bench bench-images clean image image-lite hadolint accuracy numbers soak fuzz audit
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ bench-images: setup image image-lite  ## the lean image against the full one as 
 
 accuracy: setup  ## all 10,000 MNIST test digits (PNG and re-photographed) and held-out non-digits through POST /predict: accuracy, verdicts, calibration
 	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.accuracy_over_http
+
+numbers: setup  ## photos of numbers written with MNIST test digits (separated, touching, overlapping; plain and notebook paper) through POST /read: exact-number, per-digit and length accuracy (~2 min)
+	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.numbers_over_http
 
 # ---- hardening: load soak, coverage-guided fuzzing, dependency audit (tests/hardening, fuzz/)
 SOAK_SECONDS ?= 60

@@ -1,0 +1,63 @@
+"""The number-reading benchmark's bookkeeping: what counts as a number read, a digit right."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.numbers_over_http import coverage_curve, match, score, summary
+from digit_photos.numbers import NumberPhoto
+
+BOXES = ((10, 10, 50, 90), (60, 12, 100, 88), (110, 10, 150, 90))
+PHOTO = NumberPhoto(b"", "305", BOXES, "separated", "plain")
+
+
+def answer(guesses: list[int], boxes=BOXES, verdict: str = "number", confidence: float = 0.99):
+    digits = [
+        {
+            "box": {"x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0},
+            "best_guess": g,
+            "confidence": confidence,
+        }
+        for g, (x0, y0, x1, y1) in zip(guesses, boxes, strict=True)
+    ]
+    number = "".join(map(str, guesses)) if verdict != "no_number" else None
+    return {"verdict": verdict, "number": number, "digits": digits}
+
+
+def test_a_number_read_right_is_exact_and_every_digit_counts():
+    s = score(PHOTO, 200, answer([3, 0, 5]))
+    assert (s.exact, s.reading, s.length_right, s.digits_right) == (True, True, True, 3)
+
+
+def test_a_wrong_digit_costs_the_number_but_not_the_others():
+    s = score(PHOTO, 200, answer([3, 8, 5]))
+    assert (s.exact, s.length_right, s.digits_right) == (False, True, 2)
+
+
+def test_digits_are_matched_by_place_not_by_order():
+    """A missing first digit must not shift the others onto the wrong written digits."""
+    s = score(PHOTO, 200, answer([0, 5], boxes=BOXES[1:]))
+    assert (s.exact, s.length_right, s.digits_right) == (False, False, 2)
+    assert match(BOXES, [(200, 10, 240, 90)]) == {}  # far from every written digit
+
+
+def test_errors_count_as_nothing_read():
+    s = score(PHOTO, 422, None)
+    assert (s.verdict, s.exact, s.digits_right) == ("error", False, 0)
+
+
+def test_summary_and_coverage_count_confidently_wrong_numbers():
+    scores = [
+        score(PHOTO, 200, answer([3, 0, 5])),
+        score(PHOTO, 200, answer([3, 8, 5])),  # wrong, yet verdict number: confidently wrong
+        score(PHOTO, 200, answer([3, 0, 5], verdict="uncertain", confidence=0.6)),
+    ]
+    row = summary(scores)
+    assert row["exact"] == pytest.approx(2 / 3)
+    assert row["per_digit"] == pytest.approx(8 / 9)
+    assert row["confidently_wrong"] == pytest.approx(1 / 3)
+    assert row["exact_among_number"] == pytest.approx(1 / 2)
+    curve = coverage_curve(scores, thresholds=(0.0, 0.9))
+    assert curve["0"] == {"coverage": 1.0, "accuracy": pytest.approx(2 / 3)}
+    assert curve["0.9"]["coverage"] == pytest.approx(2 / 3)
+    assert curve["verdict number"]["accuracy"] == pytest.approx(1 / 2)
