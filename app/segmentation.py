@@ -113,6 +113,8 @@ MAX_SPAN = 6
 CUT_COST = 1.0
 WIDE_CUT_COST = 0.3
 ONE_DIGIT = 1.0
+# ...plus, in such a group, this for every stroke the cut crosses beyond the first.
+STROKE_CUT_COST = 0.5
 # Candidates wider than this many heights pay this much log-confidence per extra height.
 WIDE = 1.0
 WIDE_PENALTY = 3.0
@@ -612,9 +614,19 @@ def _cut(
 
 
 def _cut_cost(line: _Line, left: _Unit, right: _Unit) -> float:
+    """What parting ``left`` from ``right`` costs: nothing at a gap; through ink, little in a
+    group wider than a digit, more in one that is not, and more for every extra stroke the
+    cut crosses there (a cut through a 0 or a 2's loop crosses two)."""
     if left.group != right.group:
         return 0.0
-    return CUT_COST if line.groups[left.group].width <= ONE_DIGIT * line.height else WIDE_CUT_COST
+    group = line.groups[left.group]
+    base = CUT_COST if group.width <= ONE_DIGIT * line.height else WIDE_CUT_COST
+    rows = np.arange(group.y0, group.y1)
+    along = np.isin(
+        line.labels[rows, np.clip(right.left, 0, line.labels.shape[1] - 1)], group.labels
+    )
+    crossings = int(along[0]) + int(np.count_nonzero(along[1:] & ~along[:-1]))
+    return base + STROKE_CUT_COST * max(crossings - 1, 0)
 
 
 def _score(candidate: Candidate, confidence: float) -> float:

@@ -238,3 +238,16 @@ def test_a_digit_broken_in_two_is_not_several():
     cv2.line(page, (175, 80), (175, 240), 30, 12, cv2.LINE_AA)
     ink = segmentation.locate_ink(page).ink
     assert digits_beside(ink, (0, 0, ink.shape[1], ink.shape[0])) == 0
+
+
+def test_a_cut_through_a_loop_costs_more_than_one_through_a_joint():
+    """Two digits touch at one place; a cut through a 0 crosses two strokes."""
+    loop = propose(line_of(("zero", (60, 80, 300, 230))))  # as wide as the two below
+    joined = line_of(("one", (54, 80, 74, 230)), ("one", (286, 80, 306, 230)))
+    cv2.line(joined, (64, 225), (296, 225), 30, 12, cv2.LINE_AA)  # joined at the foot only
+    joint = propose(joined)
+    loop_costs = [c for c in loop.cuts[1:-1] if c]
+    joint_costs = [c for c in joint.cuts[1:-1] if c]
+    assert loop_costs
+    assert joint_costs
+    assert min(loop_costs) > min(joint_costs)
