@@ -299,6 +299,13 @@ def choose(proposal: Proposal, confidences: np.ndarray) -> list[int]:
     return chosen[::-1]
 
 
+def cut_through_ink(proposal: Proposal, index: int) -> bool:
+    """Was candidate ``index`` cut out of ink it shared with a neighbour (touching digits)?
+    Such a reading rests on where the cut was made, not only on what the model saw."""
+    candidate = proposal.candidates[index]
+    return proposal.cuts[candidate.start] > 0 or proposal.cuts[candidate.end] > 0
+
+
 def normalize_counted(gray: np.ndarray) -> tuple[np.ndarray, int]:
     """``normalize_digit``'s (28, 28) input, and how many digits the picture seems to hold.
 

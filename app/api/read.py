@@ -34,7 +34,7 @@ from app.schemas import (
     ReadOptions,
     Timing,
 )
-from app.segmentation import Box, Proposal, choose
+from app.segmentation import Box, Proposal, choose, cut_through_ink
 from app.tensors import json_values
 from app.verdicts import Judgement, Verdict, judge
 
@@ -145,9 +145,12 @@ def _reading(
     # A digit-sized piece the model cannot read may be a digit it cannot read: the number
     # could be missing one, so it is not a sure number.
     unreadable_piece = bool(unreadable)
+    # Where digits touched, the reading depends on where they were cut apart: sure digits
+    # from a cut in the wrong place are a confidently wrong number, so it is not called sure.
+    was_cut = any(cut_through_ink(proposal, index) for index in chosen)
     if not digits:
         verdict = NumberVerdict.no_number
-    elif unreadable_piece or any(d.verdict is not Verdict.digit for d in digits):
+    elif unreadable_piece or was_cut or any(d.verdict is not Verdict.digit for d in digits):
         verdict = NumberVerdict.uncertain
     else:
         verdict = NumberVerdict.number

@@ -11,6 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app import segmentation
+from app.preprocessing import decode_grayscale_scaled
 from digit_photos import encode_png
 from digit_photos.numbers import number_photo
 from tests.app.test_api import metric_samples, post_image
@@ -170,3 +172,18 @@ def test_read_is_in_the_openapi_document(client: TestClient):
     reading = spec["components"]["schemas"]["NumberReading"]
     assert {"verdict", "number", "digits", "marks"} <= set(reading["properties"])
     assert {"413", "415", "422"} <= set(operation["responses"])
+
+
+def test_digits_cut_apart_where_they_touch_are_never_a_sure_number(client, clear_digits):
+    """The reading of touching digits rests on where they were cut: `uncertain`, not `number`."""
+    cut = 0
+    for seed, text in enumerate(("40", "23", "75", "68", "91", "52")):
+        photo = written(clear_digits, text, seed, spacing="touching")
+        gray = decode_grayscale_scaled(photo.data, 10**8)[0]
+        if len(segmentation._split_line(segmentation.locate_number(gray).ink).groups) != 1:
+            continue  # this pair was left just apart: no cut needed
+        body = read(client, photo.data).json()
+        if len(body["digits"]) == 2:
+            cut += 1
+            assert body["verdict"] == "uncertain", body
+    assert cut >= 3

@@ -251,3 +251,12 @@ def test_a_cut_through_a_loop_costs_more_than_one_through_a_joint():
     assert loop_costs
     assert joint_costs
     assert min(loop_costs) > min(joint_costs)
+
+
+def test_only_candidates_cut_out_of_shared_ink_count_as_cut():
+    proposal = Proposal(
+        units=3,
+        candidates=(candidate(0, 1), candidate(1, 2), candidate(2, 3)),
+        cuts=(0.0, 0.0, 0.3, 0.0),  # units 1 and 2 share ink; 0 stands apart
+    )
+    assert [segmentation.cut_through_ink(proposal, i) for i in range(3)] == [False, True, True]
