@@ -148,6 +148,7 @@ def digit_row(answers: Answers, labels: np.ndarray) -> dict[str, float]:
         "digit": float(digit.mean()),
         "uncertain": float((answers.verdict == "uncertain").mean()),
         "not_a_digit": float((answers.verdict == "not_a_digit").mean()),
+        "several_digits": float((answers.verdict == "several_digits").mean()),
         "errors": float((~ok).mean()),
         "accuracy_among_digit": float(right[digit].mean()) if digit.any() else 1.0,
         "confidently_wrong": float((digit & ~right).mean()),
@@ -270,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                     ((answers.verdict[m] == "not_a_digit") | (answers.status[m] == 422)).mean()
                 ),
                 "uncertain": float((answers.verdict[m] == "uncertain").mean()),
+                "several_digits": float((answers.verdict[m] == "several_digits").mean()),
                 "digit": float((answers.verdict[m] == "digit").mean()),
                 "digit_confidence_ge_0.9": float(
                     ((answers.verdict[m] == "digit") & confident).mean()
@@ -287,14 +289,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(y)} digits over HTTP\n"
     )
     print(
-        "| input | accuracy | verdict `digit` | `uncertain` | `not_a_digit` "
+        "| input | accuracy | verdict `digit` | `uncertain` | `not_a_digit` | `several_digits` "
         "| accuracy among `digit` | confidently wrong | ECE |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, r in digits.items():
         print(
             f"| {label} | {r['accuracy']:.2%} | {r['digit']:.2%} | {r['uncertain']:.2%} | "
-            f"{r['not_a_digit']:.2%} | {r['accuracy_among_digit']:.2%} | "
+            f"{r['not_a_digit']:.2%} | {r['several_digits']:.2%} | "
+            f"{r['accuracy_among_digit']:.2%} | "
             f"{r['confidently_wrong']:.2%} | {r['ece']:.4f} |"
         )
     print(f"\n| calibration (temperature {temperature:.3f}) | ECE | equal-mass ECE | NLL | Brier |")
@@ -309,24 +312,26 @@ def main(argv: list[str] | None = None) -> int:
     if notebook:
         print(
             f"\n| notebook photos ({n_notebook} test digits each) | accuracy | verdict `digit` "
-            "| `uncertain` | `not_a_digit` | errors (422 no ink) | confidently wrong |"
+            "| `uncertain` | `not_a_digit` | `several_digits` | errors (422 no ink) "
+            "| confidently wrong |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for label, r in notebook.items():
             print(
                 f"| {label} | {r['accuracy']:.2%} | {r['digit']:.2%} | {r['uncertain']:.2%} | "
-                f"{r['not_a_digit']:.2%} | {r['errors']:.2%} | {r['confidently_wrong']:.2%} |"
+                f"{r['not_a_digit']:.2%} | {r['several_digits']:.2%} | {r['errors']:.2%} | "
+                f"{r['confidently_wrong']:.2%} |"
             )
     print(
         "\n| non-digits (held-out generators) | images | turned away | `not_a_digit` "
-        "| 422 no ink | `uncertain` | `digit` | `digit` at confidence ≥ 0.9 |"
+        "| 422 no ink | `uncertain` | `several_digits` | `digit` | `digit` at confidence ≥ 0.9 |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kind, r in negatives.items():
         print(
             f"| {kind} | {r['count']} | {r['turned_away']:.1%} | {r['not_a_digit']:.1%} | "
-            f"{r['no_ink_422']:.1%} | "
-            f"{r['uncertain']:.1%} | {r['digit']:.1%} | {r['digit_confidence_ge_0.9']:.1%} |"
+            f"{r['no_ink_422']:.1%} | {r['uncertain']:.1%} | {r['several_digits']:.1%} | "
+            f"{r['digit']:.1%} | {r['digit_confidence_ge_0.9']:.1%} |"
         )
     if args.json:
         args.json.write_text(

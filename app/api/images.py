@@ -25,8 +25,9 @@ from app.preprocessing import (
     refuse_early,
 )
 from app.schemas import Preprocess
-from app.segmentation import Proposal, normalize_counted, propose
+from app.segmentation import Proposal, choose, cut_through_ink, normalize_counted, propose
 from app.settings import Settings
+from app.verdicts import Verdict, judge
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,27 @@ async def propose_number(data: bytes, serving: Serving) -> Proposal:
     max_pixels = serving.settings.MAX_IMAGE_PIXELS
     return await _run(
         _typed(lambda d: propose(*decode_grayscale_scaled(d, max_pixels))), data, serving
+    )
+
+
+async def digits_read(data: bytes, serving: Serving) -> int:
+    """How many sure digits /read reads in ``data``: /predict asks before it answers
+    `several_digits`, so that a word or a scatter of blobs is not called a row of digits."""
+    try:
+        proposal = await propose_number(data, serving)
+    except ImageError:
+        return 0
+    probabilities = await serving.predictor.predict(proposal.images)
+    if not len(probabilities):
+        return 0
+    points = serving.operating_points
+    chosen = choose(proposal, probabilities.max(axis=1))
+    # Sure digits only, none cut out of shared ink: a letter's strokes, cut apart, can each
+    # look like an unsure 1.
+    return sum(
+        judge(probabilities[i], points).verdict is Verdict.digit
+        and not cut_through_ink(proposal, i)
+        for i in chosen
     )
 
 

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from app.api.deps import ServingDep
-from app.api.images import prepare_counted, prepare_many_counted
+from app.api.images import digits_read, prepare_counted, prepare_many_counted
 from app.api.uploads import multipart_body, read_uploads
 from app.errors import ImageError
 from app.observability import REQUEST_STARTED_KEY, add_log_fields
@@ -139,7 +139,12 @@ async def predict(request: Request, serving: ServingDep) -> Response:
     inferred = time.perf_counter()
 
     judged = judge(probabilities, serving.operating_points)
-    if digits_seen > 1:
+    # Pieces side by side may be digits, letters or blobs: /read's reading decides.
+    if (
+        digits_seen > 1
+        and judged.verdict is not Verdict.digit
+        and await digits_read(data, serving) > 1
+    ):
         judged = several(judged)
     version = serving.model.version
     serving.metrics.count_predictions((judged,))
@@ -199,12 +204,11 @@ async def predict_batch(request: Request, serving: ServingDep) -> Response:
     inferred = time.perf_counter()
 
     points = serving.operating_points
-    judgements = [
-        several(judged) if seen > 1 else judged
-        for judged, (_, seen) in zip(
-            (judge(row, points) for row in probabilities), counted, strict=True
-        )
-    ]
+    judgements = [judge(row, points) for row in probabilities]
+    for k, (index, (_, seen)) in enumerate(zip(good, counted, strict=True)):
+        unsure = judgements[k].verdict is not Verdict.digit
+        if seen > 1 and unsure and await digits_read(uploads[index], serving) > 1:
+            judgements[k] = several(judgements[k])
     images = [item if isinstance(item, ImageError) else item[0] for item in prepared_all]
     results: list[BatchItem | BatchItemError] = []
     rows = dict(zip(good, zip(probabilities, judgements, strict=True), strict=True))

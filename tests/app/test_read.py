@@ -187,3 +187,12 @@ def test_digits_cut_apart_where_they_touch_are_never_a_sure_number(client, clear
             cut += 1
             assert body["verdict"] == "uncertain", body
     assert cut >= 3
+
+
+def test_a_word_is_not_called_several_digits(client: TestClient):
+    """Letters side by side stand like digits do; /read's reading of them decides."""
+    page = np.full((240, 900), 235, np.uint8)
+    cv2.putText(page, "H A K", (30, 170), cv2.FONT_HERSHEY_SIMPLEX, 5, 30, 14, cv2.LINE_AA)
+    assert segmentation.normalize_counted(page)[1] >= 2  # pieces that stand like digits
+    body = post_image(client, encode_png(page)).json()
+    assert body["verdict"] != "several_digits"
