@@ -573,8 +573,13 @@ def cut_strokes(located: Located, box: tuple[int, int, int, int], stroke_px: flo
 def normalize_located(located: Located) -> np.ndarray:
     """The (28, 28) MNIST-style input for the one digit in ``located``: the most ink that is
     strokes, plus its pieces, cut at detail and framed as MNIST frames digits."""
+    return frame_located(located)[0]
+
+
+def frame_located(located: Located) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """``normalize_located``'s input, and the digit's box on ``located.find``."""
     box, stroke_px = digit_box(located.ink)
-    return fit_mnist_frame(cut_strokes(located, box, stroke_px))
+    return fit_mnist_frame(cut_strokes(located, box, stroke_px)), box
 
 
 def _polarity(find: np.ndarray) -> float:

@@ -36,9 +36,8 @@ from app.preprocessing import (
     LitRegion,
     Located,
     already_mnist,
-    cut_strokes,
-    digit_box,
     fit_mnist_frame,
+    frame_located,
     ink_mask,
     light_region,
     locate_ink,
@@ -184,7 +183,6 @@ class Proposal:
     candidates: tuple[Candidate, ...]
     cuts: tuple[float, ...]  # per boundary between units: what cutting the ink there costs
     marks: tuple[Mark, ...] = ()
-    height_px: float = 0.0  # the digits' height on the located copy
     images: np.ndarray = field(default_factory=lambda: np.zeros((0, 28, 28, 1), np.float32))
 
 
@@ -258,7 +256,6 @@ def propose(gray: np.ndarray, scale: float = 1.0) -> Proposal:
         candidates=tuple(candidates),
         cuts=tuple(cuts),
         marks=tuple(marks),
-        height_px=line.height,
         images=images if images is not None else np.zeros((0, 28, 28, 1), np.float32),
     )
 
@@ -316,10 +313,8 @@ def normalize_counted(gray: np.ndarray) -> tuple[np.ndarray, int]:
     if mnist is not None:
         return mnist, 1
     located = locate_ink(gray)
-    box, stroke_px = digit_box(located.ink)
-    return fit_mnist_frame(cut_strokes(located, box, stroke_px)), 1 + digits_beside(
-        located.ink, box
-    )
+    image, box = frame_located(located)
+    return image, 1 + digits_beside(located.ink, box)
 
 
 def digits_beside(ink: np.ndarray, box: tuple[int, int, int, int]) -> int:

@@ -179,6 +179,28 @@ def render_notebook(
     ink = _pen_strokes(digit, rng, digit_h, style)
     _put_ink(reflectance, ink, centre, _colour(rng, style.ink_colours), rng)
 
+    photo = camera(
+        reflectance, homography, (width, height), shadow, centre_out, digit_h, scale, style, rng
+    )
+    quality = int(rng.integers(style.jpeg_quality[0], style.jpeg_quality[1] + 1))
+    return np.clip(np.rint(photo), 0, 255).astype(np.uint8), quality
+
+
+def camera(
+    reflectance: np.ndarray,
+    homography: np.ndarray,
+    size: tuple[int, int],
+    shadow: str,
+    shadow_at: tuple[float, float],
+    digit_h: float,
+    scale: float,
+    style: NotebookStyle,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """float32 RGB 0..255 of the page as the phone sees it: the page through ``homography``
+    (frame -> page), lit unevenly, a shadow passing near ``shadow_at`` unless ``shadow`` is
+    "none", sensor noise, maybe out of focus. Shared with ``digit_photos.numbers``."""
+    width, height = size
     photo = cv2.warpPerspective(
         reflectance,
         homography,
@@ -188,15 +210,14 @@ def render_notebook(
     )
     light = _lighting(rng, width, height, style)
     if shadow != "none":
-        light *= 1 - _shadow(rng, shadow, width, height, centre_out, digit_h, scale, style)
+        light *= 1 - _shadow(rng, shadow, width, height, shadow_at, digit_h, scale, style)
     photo *= light[..., None] * 255
     noise = rng.standard_normal((height // 2 + 1, width // 2 + 1), dtype=np.float32)
     photo += (cv2.resize(noise, (width, height)) * _uniform(rng, style.noise))[..., None]
     blur = _uniform(rng, style.blur) * scale
     if blur > 0.2:
         photo = cv2.GaussianBlur(photo, (0, 0), blur)
-    quality = int(rng.integers(style.jpeg_quality[0], style.jpeg_quality[1] + 1))
-    return np.clip(np.rint(photo), 0, 255).astype(np.uint8), quality
+    return photo
 
 
 # --- the page -------------------------------------------------------------------------------

@@ -36,11 +36,10 @@ from digit_photos.notebook import (
     NotebookStyle,
     _choose,
     _colour,
-    _lighting,
     _paper,
-    _shadow,
     _uniform,
     _view,
+    camera,
 )
 
 SPACINGS: tuple[str, ...] = ("separated", "touching", "overlapping")
@@ -378,22 +377,9 @@ def _notebook_photo(
     patch = ink[y0 - top : y1 - top, x0 - left : x1 - left, None]
     reflectance[y0:y1, x0:x1] *= 1 - patch * (1 - colour)
 
-    photo = cv2.warpPerspective(
-        reflectance,
-        homography,
-        (width, height),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REFLECT,
+    photo = camera(
+        reflectance, homography, (width, height), shadow, centre_out, line.height, scale, style, rng
     )
-    light = _lighting(rng, width, height, style)
-    if shadow != "none":
-        light *= 1 - _shadow(rng, shadow, width, height, centre_out, line.height, scale, style)
-    photo *= light[..., None] * 255
-    noise = rng.standard_normal((height // 2 + 1, width // 2 + 1), dtype=np.float32)
-    photo = photo + (cv2.resize(noise, (width, height)) * _uniform(rng, style.noise))[..., None]
-    blur = _uniform(rng, style.blur) * scale
-    if blur > 0.2:
-        photo = cv2.GaussianBlur(photo, (0, 0), blur)
     to_frame = np.linalg.inv(homography)
     offset = np.array([left, top], np.float32)
     boxes = tuple(

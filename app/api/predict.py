@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
@@ -38,6 +39,7 @@ from app.tensors import json_values
 from app.verdicts import Judgement, Verdict, judge, several
 
 router = APIRouter(prefix="/predict", tags=["predict"])
+Options = TypeVar("Options", bound=BaseModel)
 
 
 def _error(description: str) -> dict[str, object]:
@@ -92,16 +94,20 @@ QUERY_PARAMETERS: list[dict[str, object]] = [
 
 
 def read_options(request: Request) -> PredictOptions:
-    """The query options, validated by PredictOptions; the defaults when there is no query.
+    return query_options(request, PredictOptions, DEFAULT_OPTIONS)
+
+
+def query_options(request: Request, model: type[Options], default: Options) -> Options:
+    """The query options, validated by ``model``; ``default`` when there is no query.
 
     Not a ``Query()`` model: FastAPI's query-model pass cost ~45 us of the ~355 us the event
     loop spends per /predict (in-process, 32 concurrent requests), and almost every request
     sends no query at all. Invalid values still get FastAPI's 422, with the same message.
     """
     if not request.scope["query_string"]:
-        return DEFAULT_OPTIONS
+        return default
     try:
-        return PredictOptions.model_validate(dict(request.query_params))
+        return model.model_validate(dict(request.query_params))
     except ValidationError as exc:
         errors = [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
         raise RequestValidationError(errors) from None
@@ -158,16 +164,10 @@ async def predict(request: Request, serving: ServingDep) -> Response:
     )
     return _json(
         Prediction(
-            verdict=judged.verdict,
-            digit=judged.digit,
-            best_guess=judged.best_guess,
-            confidence=judged.confidence,
-            alternatives=_alternatives(judged),
-            probabilities=json_values(probabilities),
+            **reading(judged, probabilities, image if include is Include.preprocessed else None),
             model_version=version,
             preprocess=preprocess,
-            timing_ms=_timing(request, begun, read_done, prepared, inferred),
-            preprocessed_png_base64=_png_base64(image) if include is Include.preprocessed else None,
+            timing_ms=timing(request, begun, read_done, prepared, inferred),
         )
     )
 
@@ -228,15 +228,7 @@ async def predict_batch(request: Request, serving: ServingDep) -> Response:
             BatchItem(
                 index=index,
                 filename=file.filename,
-                verdict=judged.verdict,
-                digit=judged.digit,
-                best_guess=judged.best_guess,
-                confidence=judged.confidence,
-                alternatives=_alternatives(judged),
-                probabilities=json_values(row),
-                preprocessed_png_base64=(
-                    _png_base64(image) if include is Include.preprocessed else None
-                ),
+                **reading(judged, row, image if include is Include.preprocessed else None),
             )
         )
     serving.metrics.count_predictions(judgements)
@@ -257,7 +249,7 @@ async def predict_batch(request: Request, serving: ServingDep) -> Response:
             count=len(files),
             failed=failed,
             results=results,
-            timing_ms=_timing(request, begun, read_done, prepared, inferred),
+            timing_ms=timing(request, begun, read_done, prepared, inferred),
         )
     )
 
@@ -273,10 +265,24 @@ def _json(body: BaseModel) -> Response:
     return Response(body.model_dump_json(), media_type="application/json")
 
 
-def _alternatives(judged: Judgement) -> list[Alternative] | None:
-    if judged.alternatives is None:
-        return None
-    return [Alternative(digit=d, probability=p) for d, p in judged.alternatives]
+def reading(judged: Judgement, row: np.ndarray, image: np.ndarray | None) -> dict[str, Any]:
+    """The fields every answer about one digit carries (/predict, a batch item, a digit of
+    /read): its verdict, digit, best guess, confidence, alternatives and probabilities, and
+    the model's view of it when ``image`` is given."""
+    alternatives = (
+        None
+        if judged.alternatives is None
+        else [Alternative(digit=d, probability=p) for d, p in judged.alternatives]
+    )
+    return {
+        "verdict": judged.verdict,
+        "digit": judged.digit,
+        "best_guess": judged.best_guess,
+        "confidence": judged.confidence,
+        "alternatives": alternatives,
+        "probabilities": json_values(row),
+        "preprocessed_png_base64": None if image is None else png_base64(image),
+    }
 
 
 def _verdict_counts(judgements: list[Judgement]) -> dict[str, int]:
@@ -287,11 +293,11 @@ def _verdict_counts(judgements: list[Judgement]) -> dict[str, int]:
     return {verdict.value: count for verdict, count in counts.items()}
 
 
-def _png_base64(image: np.ndarray) -> str:
+def png_base64(image: np.ndarray) -> str:
     return base64.b64encode(to_png_bytes(image)).decode("ascii")
 
 
-def _timing(
+def timing(
     request: Request, begun: float, read_done: float, prepared: float, inferred: float
 ) -> Timing:
     # The body is parsed before the route runs; the middleware's arrival time covers it.

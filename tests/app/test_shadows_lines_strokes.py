@@ -14,6 +14,7 @@ from app.lighting import flat_field_ink
 from app.preprocessing import MIN_INK_CONTRAST, normalize_digit, preprocess_image
 from app.strokes import remove_lines, stroke_width
 from digit_photos.notebook import notebook_photo
+from tests.app.test_preprocessing import similarity
 
 SAMPLE = Path(__file__).parents[1] / "data" / "mnist_sample.npz"
 
@@ -22,16 +23,6 @@ SAMPLE = Path(__file__).parents[1] / "data" / "mnist_sample.npz"
 def digits() -> np.ndarray:
     with np.load(SAMPLE) as sample:
         return sample["x_test"]
-
-
-def similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Best correlation over shifts of up to 1 px, which a CNN shrugs off."""
-    a, b = np.squeeze(a), np.squeeze(b).astype(np.float64)
-    return max(
-        float(np.corrcoef(np.roll(a, (dy, dx), (0, 1)).ravel(), b.ravel())[0, 1])
-        for dy in (-1, 0, 1)
-        for dx in (-1, 0, 1)
-    )
 
 
 def written(

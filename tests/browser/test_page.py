@@ -130,6 +130,15 @@ def draw_strokes(page, strokes: list[list[tuple[float, float]]], grid: int = 28)
     box = page.locator("#canvas").bounding_box()
     scale = box["width"] / grid
 
+    pen(page, strokes, box, scale)
+    assert wait_for_answer(page) == "done", page.inner_text("#error")
+    return shown(page)
+
+
+def pen(page, strokes: list[list[tuple[float, float]]], box: dict, scale: float) -> None:
+    """Draw ``strokes`` ((row, col) paths in cells ``scale`` px wide) over ``box`` with the
+    mouse, one press-move-release per stroke, as a hand would."""
+
     def at(p: tuple[float, float]) -> tuple[float, float]:
         return box["x"] + (p[1] + 0.5) * scale, box["y"] + (p[0] + 0.5) * scale
 
@@ -140,8 +149,6 @@ def draw_strokes(page, strokes: list[list[tuple[float, float]]], grid: int = 28)
         for point in points[1:]:
             page.mouse.move(*point)
         page.mouse.up()
-    assert wait_for_answer(page) == "done", page.inner_text("#error")
-    return shown(page)
 
 
 def draw(page, digit: np.ndarray) -> str:
@@ -406,12 +413,17 @@ def test_api_errors_are_shown_with_their_detail(
 
     page.set_input_files("#file", upload)
 
+    shows_error(page, api)
+    assert page.inner_text("#digit") == "?"
+
+
+def shows_error(page, api: httpx.Response) -> None:
+    """The page answered with the error the API gives for the same upload: status, detail."""
     assert wait_for_answer(page) == "error"
     error = page.locator("#error")
     assert error.is_visible()
     assert error.get_attribute("data-status") == str(api.status_code)
     assert api.json()["detail"] in error.inner_text()
-    assert page.inner_text("#digit") == "?"
 
 
 @pytest.mark.browser

@@ -18,7 +18,14 @@ import numpy as np
 import pytest
 
 from digit_photos import encode_png
-from tests.browser.test_page import SEEN_PNG, draw_strokes, line, wait_for_answer
+from tests.browser.test_page import (
+    SEEN_PNG,
+    draw_strokes,
+    line,
+    pen,
+    shows_error,
+    wait_for_answer,
+)
 
 ROWS, COLUMNS = 28, 84  # the grid the strokes below are drawn on: the canvas is 3:1
 Stroke = list[tuple[float, float]]
@@ -79,16 +86,7 @@ def draw_number(page, strokes: list[Stroke]) -> str:
     scale = box["height"] / ROWS
     assert box["width"] == pytest.approx(scale * COLUMNS, rel=0.01)  # 3:1 as shown, too
 
-    def at(p: tuple[float, float]) -> tuple[float, float]:
-        return box["x"] + (p[1] + 0.5) * scale, box["y"] + (p[0] + 0.5) * scale
-
-    for stroke in strokes:
-        points = [at(p) for p in stroke]
-        page.mouse.move(*points[0])
-        page.mouse.down()
-        for point in points[1:]:
-            page.mouse.move(*point)
-        page.mouse.up()
+    pen(page, strokes, box, scale)
     return wait_for_answer(page)
 
 
@@ -252,11 +250,7 @@ def test_a_number_mode_error_is_shown_with_its_detail(
 
     page.set_input_files("#file", upload)
 
-    assert wait_for_answer(page) == "error"
-    error = page.locator("#error")
-    assert error.is_visible()
-    assert error.get_attribute("data-status") == str(api.status_code)
-    assert api.json()["detail"] in error.inner_text()
+    shows_error(page, api)
     assert page.inner_text("#number") == "?"
     assert page.locator(".digit-box").count() == 0
 
