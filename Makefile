@@ -91,7 +91,7 @@ accuracy: setup  ## all 10,000 MNIST test digits (PNG and re-photographed) and h
 	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.accuracy_over_http
 
 numbers: setup  ## photos of numbers written with MNIST test digits (separated, touching, overlapping; plain and notebook paper) through POST /read: exact-number, per-digit and length accuracy (~2 min)
-	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.numbers_over_http
+	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.numbers_over_http --per-kind 300
 
 # ---- hardening: load soak, coverage-guided fuzzing, dependency audit (tests/hardening, fuzz/)
 SOAK_SECONDS ?= 60
