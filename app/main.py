@@ -1,39 +1,33 @@
 """The service's edge: ``create_app()`` wires settings, routes and middleware; the lifespan loads.
 
 ``uvicorn app.main:app`` imports ``app`` below, which reads settings and builds routes but loads
-nothing; the model is loaded, warmed up and handed to the batcher in the lifespan, before
-uvicorn accepts the first connection. A missing or broken model makes startup fail with the
+nothing; the lifespan starts the app's ``DigitService`` (model loaded, warmed up and handed to
+the batcher) before uvicorn accepts the first connection. A missing or broken model makes startup fail with the
 one-line ModelLoadError message and a non-zero exit (uvicorn exits with status 3); so do
 operating points that do not fit together (InvalidOperatingPoints).
 """
 
 from __future__ import annotations
 
-import gc
 import logging
-import os
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
-import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from prometheus_client import multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import health, metrics, model, oip, page, predict, read, tfserving
 from app.api.handlers import install_exception_handlers
 from app.api.limits import UploadLimit
-from app.api.model import describe_model
-from app.inference import BatchingPredictor, LoadedModel, ModelLoadError, load_model, warm_up
+from app.inference import ModelLoadError
 from app.observability import Metrics, RequestObserver, configure_logging
 from app.schemas import restore_null_digits
+from app.service import DigitService
 from app.settings import Settings, get_settings
-from app.verdicts import InvalidOperatingPoints, OperatingPoints, resolve_operating_points
+from app.verdicts import InvalidOperatingPoints
 
 logger = logging.getLogger("app")
 
@@ -66,13 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.metrics = Metrics()
-    app.state.model = None
-    app.state.predictor = None
-    app.state.preprocess_limiter = None
-    app.state.operating_points = None
-    app.state.ready = False
+    service = DigitService(settings, Metrics())
+    app.state.service = service  # the only thing on app.state
 
     _keep_null_digits_in_openapi(app)
     install_exception_handlers(app)
@@ -113,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(
         RequestObserver,
-        metrics=app.state.metrics,
+        metrics=service.metrics,
         access_log=settings.ACCESS_LOG,
         route_paths={getattr(route, "path", "") for router in routers for route in router.routes},
     )
@@ -136,72 +125,13 @@ def _keep_null_digits_in_openapi(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load and warm the model, start the batcher; on shutdown, stop taking work and drain."""
-    settings: Settings = app.state.settings
-    metrics: Metrics = app.state.metrics
-    started = time.perf_counter()
-    loaded, operating_points = await anyio.to_thread.run_sync(_load_and_warm_up, settings)
-    predictor = BatchingPredictor(
-        loaded.predict,
-        max_batch_size=settings.BATCH_MAX_SIZE,
-        max_wait_s=settings.batch_max_wait_s,
-        queue_max=settings.QUEUE_MAX,
-        on_batch=metrics.observe_batch,
-    )
-    await predictor.start()
-    # TensorFlow leaves ~340,000 Python objects behind; each full collection walked them all,
-    # 150-200 ms with the event loop stopped: that was the service's p99 under load. They live
-    # as long as the process, so move them out of the collector's sight once, after loading.
-    gc.collect()
-    gc.freeze()
-    # Big uploads are decoded in threads; one per core is all that can run at once, and more
-    # would only hold more decoded photos in memory while competing with the model's thread.
-    app.state.preprocess_limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
-    app.state.model = loaded
-    app.state.predictor = predictor
-    app.state.operating_points = operating_points
-    app.state.ready = True
-    metrics.set_model(loaded.version, str(loaded.metadata.get("arch", "unknown")))
-    metrics.model_ready.set(1)
-    logger.info(
-        "model ready",
-        extra={
-            "fields": {
-                "model_version": loaded.version,
-                "model_path": str(loaded.path),
-                "backend": loaded.backend,
-                "test_accuracy": describe_model(loaded, operating_points).test_accuracy,
-                "not_a_digit_below": operating_points.not_a_digit_below,
-                "uncertain_below": operating_points.uncertain_below,
-                "operating_points_from": operating_points.source,
-                "startup_ms": round((time.perf_counter() - started) * 1000, 1),
-            }
-        },
-    )
+    """Start the service (load, warm up, start the batcher); on shutdown, stop and drain."""
+    service: DigitService = app.state.service
+    await service.start()
     try:
         yield
     finally:
-        app.state.ready = False
-        metrics.model_ready.set(0)
-        await predictor.stop()
-        if settings.PROMETHEUS_MULTIPROC_DIR is not None:
-            # Its live gauges leave the sum; its counters stay, as prometheus_client intends.
-            multiprocess.mark_process_dead(os.getpid(), str(settings.PROMETHEUS_MULTIPROC_DIR))
-        logger.info("stopped", extra={"fields": {"model_calls": predictor.calls}})
-
-
-def _load_and_warm_up(settings: Settings) -> tuple[LoadedModel, OperatingPoints]:
-    loaded = load_model(
-        settings.MODEL_DIR, backend=settings.INFERENCE_BACKEND, threads=settings.INFERENCE_THREADS
-    )
-    # Resolved before the warm-up: settings that do not fit the model fail startup at once.
-    points = resolve_operating_points(
-        loaded.metadata,
-        not_a_digit_below=settings.NOT_A_DIGIT_BELOW,
-        uncertain_below=settings.UNCERTAIN_BELOW,
-    )
-    warm_up(loaded, settings.BATCH_MAX_SIZE)
-    return loaded, points
+        await service.stop()
 
 
 ONE_LINE_FAILURES = (ModelLoadError, InvalidOperatingPoints)

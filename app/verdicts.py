@@ -218,3 +218,18 @@ def _fitted_points(metadata: Mapping[str, Any]) -> dict[str, float] | None:
             )
         values[field] = float(value)
     return values
+
+
+class NumberVerdict(StrEnum):
+    """How sure the service is of the whole number.
+
+    - `number`: every digit was read with the verdict `digit`.
+    - `uncertain`: a digit is `uncertain`, a digit-sized piece is not a digit (a letter, a
+      blot: the number may miss a digit), or touching digits had to be cut apart (the cut
+      may be in the wrong place): `number` is the best reading, check it.
+    - `no_number`: no digit could be read; `number` is null.
+    """
+
+    number = "number"
+    uncertain = "uncertain"
+    no_number = "no_number"

@@ -17,13 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.preprocessing import (
-    load_image,
-    normalize_digit,
-    preprocess_image,
-    preprocess_naive,
-    to_grayscale,
-)
+from app.imaging.decode import load_image, to_grayscale
+from app.imaging.normalize import normalize_digit
+from app.imaging.prepare import preprocess_image, preprocess_naive
 from digit_photos import encode_png, photograph
 from digit_photos.notebook import notebook_photo
 

@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.kserve_peer --model-dir models/mnist --http-port 8090`` serves
 ``POST /v1/models/mnist-image:predict`` (KServe v1 JSON, images as ``{"b64": ...}``) from one
-process. It answers with the same preprocessing (``app.preprocessing.preprocess_image``) and
+process. It answers with the same preprocessing (``app.imaging.prepare.preprocess_image``) and
 the same ``model.tflite`` as the service, so that what a benchmark shows between the two is
 what the serving stacks cost, not what the model or the normalisation cost.
 
@@ -38,8 +38,9 @@ from ai_edge_litert.interpreter import Interpreter
 from kserve.errors import InvalidInput
 from kserve.logging import KSERVE_LOG_CONFIG, configure_logging
 
-from app.errors import ImageError
-from app.preprocessing import DEFAULT_MAX_PIXELS, preprocess_image
+from app.imaging.decode import DEFAULT_MAX_PIXELS
+from app.imaging.errors import ImageError
+from app.imaging.prepare import preprocess_image
 from contract import INPUT_NAME, OUTPUT_NAME, SIGNATURE, TFLITE_FILE, NoModelFound, latest_version
 
 MODEL_NAME = "mnist-image"

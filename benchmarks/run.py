@@ -463,7 +463,7 @@ def median_point(runs: list[dict], server: str, image: str, c: int) -> Point:
 
 
 def preprocessing_cost_ms(jpeg: bytes, repeats: int = 30) -> float:
-    from app.preprocessing import preprocess_image
+    from app.imaging.prepare import preprocess_image
 
     times = []
     for _ in range(repeats):

@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing of the upload path: bytes -> decode -> greyscale -> 28x28 digit.
 
 ``preprocess_image`` (what POST /predict runs) promises a (28, 28, 1) float32 array in [0, 1]
-or one of the ``app.errors`` ImageError types, which the API answers as 4xx. This harness feeds
+or one of the ``app.imaging.errors`` ImageError types, which the API answers as 4xx. This harness feeds
 it mutated images under atheris (libFuzzer for Python): an ImageError is an expected outcome,
 any other exception, or a result outside the contract, is a crash and libFuzzer saves the input.
 
@@ -26,8 +26,8 @@ import atheris
 with atheris.instrument_imports(include=["app", "PIL"]):
     import numpy as np
 
-    from app.errors import ImageError
-    from app.preprocessing import preprocess_image, preprocess_naive
+    from app.imaging.errors import ImageError
+    from app.imaging.prepare import preprocess_image, preprocess_naive
 
 # Large enough for every decoding path, small enough to keep executions fast: a bomb is
 # refused on its header either way.

@@ -1,77 +1,40 @@
-"""What routes need from the running app, as ``Annotated`` dependencies read off ``app.state``.
+"""What routes need from the running app, as ``Annotated`` dependencies.
 
-The lifespan fills ``app.state``; until it has, the model dependencies answer 503 so that a
-request racing startup (or shutdown) gets a clear "not ready" instead of an AttributeError.
+``app.state.service`` (a ``DigitService``, owned by the lifespan) is the only thing on
+``app.state``. Until the service is ready the service dependency raises NotReady, answered
+503 with ``Retry-After``, so a request racing startup (or shutdown) gets a clear "not ready".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
-import anyio
-from fastapi import Depends, HTTPException, Request
-from starlette.datastructures import State
+from fastapi import Depends, Request
 
-from app.inference import BatchingPredictor, LoadedModel
-from app.observability import Metrics
-from app.settings import Settings
-from app.verdicts import OperatingPoints
+from app.service import DigitService
 
 NOT_READY = "The model is not loaded yet; retry shortly."
 RETRY_AFTER_S = 1
-
-# Every dependency is ``async def`` although none awaits: FastAPI runs plain ``def`` dependencies
-# in its thread pool, and five thread hops per request cost more CPU (measured with py-spy under
-# wrk: ~35% of the process, in run_in_threadpool and Condition.notify) than the model call.
-# The prediction routes take one dependency, not five: FastAPI 0.165 spends ~40 us of
-# introspection per dependency per request (cProfile: solve_dependencies was 38% of /predict).
-
-
-@dataclass(frozen=True, slots=True)
-class Serving:
-    """What a prediction needs from the running app, checked ready in one place."""
-
-    settings: Settings
-    model: LoadedModel
-    predictor: BatchingPredictor
-    preprocess_limiter: anyio.CapacityLimiter
-    metrics: Metrics
-    operating_points: OperatingPoints
-
-
 NOT_READY_HEADERS = {"Retry-After": str(RETRY_AFTER_S)}
 
-
-def is_ready(state: State) -> bool:
-    """The one readiness rule, for the prediction routes and every health route alike: the
-    lifespan has loaded and warmed up the model, and shutdown has not begun."""
-    return bool(state.ready) and state.model is not None and state.predictor is not None
-
-
-def _ready_state(request: Request) -> State:
-    """The app's state once the lifespan has loaded the model; 503 before and while stopping."""
-    state = request.app.state
-    if not is_ready(state):
-        raise HTTPException(503, NOT_READY, headers=NOT_READY_HEADERS)
-    return state
+# Every dependency is ``async def`` although none awaits: FastAPI runs plain ``def``
+# dependencies in its thread pool, and a thread hop per dependency per request costs more CPU
+# than the model call. The prediction routes take one dependency, not several: FastAPI spends
+# introspection time per dependency per request.
 
 
-async def get_serving(request: Request) -> Serving:
-    state = _ready_state(request)
-    return Serving(
-        state.settings,
-        state.model,
-        state.predictor,
-        state.preprocess_limiter,
-        state.metrics,
-        state.operating_points,
-    )
+def service_of(request: Request) -> DigitService:
+    """The app's service, ready or not (for /health, which reports either)."""
+    service: DigitService = request.app.state.service
+    return service
 
 
-async def get_metrics(request: Request) -> Metrics:
-    return request.app.state.metrics
+async def get_service(request: Request) -> DigitService:
+    """The app's service once it is ready; before and while stopping its NotReady is
+    answered 503 with Retry-After (``app.api.handlers``)."""
+    service = service_of(request)
+    service.check_ready()
+    return service
 
 
-MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-ServingDep = Annotated[Serving, Depends(get_serving)]
+ServiceDep = Annotated[DigitService, Depends(get_service)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import NOT_READY, NOT_READY_HEADERS, is_ready
+from app.api.deps import NOT_READY, NOT_READY_HEADERS, service_of
 from app.schemas import ErrorResponse, Health, Probe
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -18,15 +18,15 @@ router = APIRouter(prefix="/health", tags=["health"])
     responses={503: {"model": Health, "description": "Model not loaded (yet, or any more)."}},
 )
 async def health(request: Request, response: Response) -> Health:
-    state = request.app.state
-    ready = is_ready(state)
+    service = service_of(request)
+    ready, loaded = service.ready, service.loaded
     if not ready:
         response.status_code = 503
         response.headers.update(NOT_READY_HEADERS)
     return Health(
         status="ok" if ready else "unavailable",
-        model_loaded=state.model is not None,
-        model_version=state.model.version if state.model is not None else None,
+        model_loaded=loaded is not None,
+        model_version=loaded.version if loaded is not None else None,
     )
 
 
@@ -42,6 +42,6 @@ async def live() -> Probe:
     responses={503: {"model": ErrorResponse, "description": "Not ready: starting or stopping."}},
 )
 async def ready(request: Request) -> Probe | JSONResponse:
-    if not is_ready(request.app.state):
+    if not service_of(request).ready:
         return JSONResponse({"detail": NOT_READY}, status_code=503, headers=NOT_READY_HEADERS)
     return Probe(status="ready")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.api.deps import MetricsDep
+from app.api.deps import service_of
 
 router = APIRouter(tags=["operations"])
 
@@ -16,8 +16,5 @@ router = APIRouter(tags=["operations"])
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Text exposition."}},
 )
-async def metrics(request: Request, collectors: MetricsDep) -> Response:
-    predictor = request.app.state.predictor
-    collectors.queued.set(predictor.queued_rows if predictor is not None else 0)
-    body = collectors.exposition(request.app.state.settings.PROMETHEUS_MULTIPROC_DIR)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    return Response(service_of(request).exposition(), media_type=CONTENT_TYPE_LATEST)

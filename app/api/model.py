@@ -7,7 +7,7 @@ import logging
 from fastapi import APIRouter
 from pydantic import ValidationError
 
-from app.api.deps import ServingDep
+from app.api.deps import ServiceDep
 from app.inference import LoadedModel
 from app.schemas import ErrorResponse, ModelInfo, OperatingPointsInfo
 from app.verdicts import METADATA_KEY, OperatingPoints
@@ -24,8 +24,8 @@ router = APIRouter(prefix="/model", tags=["model"])
     response_model_exclude_none=True,
     responses={503: {"model": ErrorResponse, "description": "Model not loaded yet."}},
 )
-async def model_info(serving: ServingDep) -> ModelInfo:
-    return describe_model(serving.model, serving.operating_points)
+async def model_info(service: ServiceDep) -> ModelInfo:
+    return describe_model(service.model, service.operating_points)
 
 
 def describe_model(model: LoadedModel, points: OperatingPoints) -> ModelInfo:

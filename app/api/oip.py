@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import NOT_READY_HEADERS, Serving, ServingDep, is_ready
+from app.api.deps import NOT_READY_HEADERS, ServiceDep, service_of
 from app.api.served_models import (
     PIXELS,
     ServedModel,
@@ -36,6 +36,7 @@ from app.protocol_schemas import (
     ServerReady,
     TensorMetadata,
 )
+from app.service import DigitService
 from app.tensors import (
     BYTES,
     HEADER_LENGTH,
@@ -102,13 +103,13 @@ INFER_DOCS: dict[str, Any] = {
 
 
 @router.post("/models/{model_name}/infer", summary="Inference", **INFER_DOCS)
-async def infer(model_name: str, request: Request, serving: ServingDep) -> Response:
+async def infer(model_name: str, request: Request, service: ServiceDep) -> Response:
     """`mnist`: FP32 pixels [N,28,28,1] in [0,1] to `probabilities` [N,10].
 
     `mnist-image`: encoded image files (BYTES [N]: binary, or base64 strings in JSON) to
     `digit` (-1 for not a digit), `probabilities`, `verdict` and `confidence`, each image
     normalised exactly like an upload to /predict."""
-    return await _infer(find_model(model_name, None, serving), request, serving)
+    return await _infer(find_model(model_name, None, service), request, service)
 
 
 @router.post(
@@ -117,9 +118,9 @@ async def infer(model_name: str, request: Request, serving: ServingDep) -> Respo
     **INFER_DOCS,
 )
 async def infer_version(
-    model_name: str, model_version: str, request: Request, serving: ServingDep
+    model_name: str, model_version: str, request: Request, service: ServiceDep
 ) -> Response:
-    return await _infer(find_model(model_name, model_version, serving), request, serving)
+    return await _infer(find_model(model_name, model_version, service), request, service)
 
 
 @router.get("", summary="Server metadata", response_model=ServerMetadata)
@@ -139,15 +140,15 @@ async def server_live() -> ServerLive:
     responses={503: {"model": ServerReady, "description": "Not ready: starting or stopping."}},
 )
 async def server_ready(request: Request) -> ServerReady | JSONResponse:
-    if not is_ready(request.app.state):
+    if not service_of(request).ready:
         return JSONResponse({"ready": False}, status_code=503, headers=NOT_READY_HEADERS)
     return ServerReady(ready=True)
 
 
-def _metadata(model: ServedModel, serving: Serving) -> ModelMetadata:
+def _metadata(model: ServedModel, service: DigitService) -> ModelMetadata:
     return ModelMetadata(
         name=model.name,
-        versions=[serving.model.version],
+        versions=[service.model.version],
         platform=model.platform,
         inputs=[TensorMetadata(**spec.as_metadata()) for spec in model.inputs],
         outputs=[TensorMetadata(**spec.as_metadata()) for spec in model.outputs],
@@ -160,8 +161,8 @@ def _metadata(model: ServedModel, serving: Serving) -> ModelMetadata:
     response_model=ModelMetadata,
     responses={**UNKNOWN_MODEL, **NOT_READY},
 )
-async def model_metadata(model_name: str, serving: ServingDep) -> ModelMetadata:
-    return _metadata(find_model(model_name, None, serving), serving)
+async def model_metadata(model_name: str, service: ServiceDep) -> ModelMetadata:
+    return _metadata(find_model(model_name, None, service), service)
 
 
 @router.get(
@@ -171,9 +172,9 @@ async def model_metadata(model_name: str, serving: ServingDep) -> ModelMetadata:
     responses={**UNKNOWN_MODEL, **NOT_READY},
 )
 async def model_version_metadata(
-    model_name: str, model_version: str, serving: ServingDep
+    model_name: str, model_version: str, service: ServiceDep
 ) -> ModelMetadata:
-    return _metadata(find_model(model_name, model_version, serving), serving)
+    return _metadata(find_model(model_name, model_version, service), service)
 
 
 @router.get(
@@ -182,8 +183,8 @@ async def model_version_metadata(
     response_model=ModelReady,
     responses={**UNKNOWN_MODEL, **NOT_READY},
 )
-async def model_ready(model_name: str, serving: ServingDep) -> ModelReady:
-    return ModelReady(name=find_model(model_name, None, serving).name, ready=True)
+async def model_ready(model_name: str, service: ServiceDep) -> ModelReady:
+    return ModelReady(name=find_model(model_name, None, service).name, ready=True)
 
 
 @router.get(
@@ -193,31 +194,31 @@ async def model_ready(model_name: str, serving: ServingDep) -> ModelReady:
     responses={**UNKNOWN_MODEL, **NOT_READY},
 )
 async def model_version_ready(
-    model_name: str, model_version: str, serving: ServingDep
+    model_name: str, model_version: str, service: ServiceDep
 ) -> ModelReady:
-    return ModelReady(name=find_model(model_name, model_version, serving).name, ready=True)
+    return ModelReady(name=find_model(model_name, model_version, service).name, ready=True)
 
 
-async def _infer(model: ServedModel, request: Request, serving: Serving) -> Response:
+async def _infer(model: ServedModel, request: Request, service: DigitService) -> Response:
     parsed = parse_request(await request.body(), _header_length(request))
     tensor = _the_input(parsed, model)
     if model is PIXELS:
         assert isinstance(tensor.data, np.ndarray)
-        computed = await run_pixels(tensor.data, serving)
+        computed = await run_pixels(tensor.data, service)
     else:
         assert isinstance(tensor.data, list)
         files = tensor.data if tensor.binary else _base64_files(tensor.data)
-        computed = await run_images(files, serving)
+        computed = await run_images(files, service)
     outputs = _select(parsed, model, computed)
     add_log_fields(
         request.scope,
         model=model.name,
         images=int(tensor.shape[0]) if tensor.shape else 0,
-        model_version=serving.model.version,
+        model_version=service.model.version,
     )
     body, header_length = encode_response(
         model_name=model.name,
-        model_version=serving.model.version,
+        model_version=service.model.version,
         # The protocol's schema (kserve's data models) requires an id in every response: the
         # request's own, else the X-Request-ID this response carries, so logs can find it.
         request_id=parsed.id if parsed.id is not None else request.scope.get(REQUEST_ID_KEY, ""),

@@ -1,4 +1,4 @@
-"""POST /predict and /predict/batch: upload bytes -> 28x28 array -> batched model call -> JSON.
+"""POST /predict and /predict/batch: the multipart body -> ``DigitService.classify`` -> JSON.
 
 The request body is capped by ``MAX_UPLOAD_BYTES`` while it is being received
 (``app.api.limits``), so an oversized upload is refused with 413 before it is buffered.
@@ -6,21 +6,20 @@ The request body is capped by ``MAX_UPLOAD_BYTES`` while it is being received
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Any, TypeVar
 
-import numpy as np
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from app.api.deps import ServingDep
-from app.api.images import digits_read, prepare_counted, prepare_many_counted
+from app.api.deps import ServiceDep
+from app.api.handlers import image_status
 from app.api.uploads import multipart_body, read_uploads
-from app.errors import ImageError
+from app.imaging.encode import png_base64
+from app.imaging.errors import ImageError
+from app.imaging.prepare import Preprocess
 from app.observability import REQUEST_STARTED_KEY, add_log_fields
-from app.preprocessing import to_png_bytes
 from app.schemas import (
     PREDICTION_EXAMPLES,
     Alternative,
@@ -31,12 +30,12 @@ from app.schemas import (
     Include,
     Prediction,
     PredictOptions,
-    Preprocess,
     Timing,
     named_examples,
 )
+from app.service import Answer, ReadPiece, Stages
 from app.tensors import json_values
-from app.verdicts import Judgement, Verdict, judge, several
+from app.verdicts import Judgement, Verdict
 
 router = APIRouter(prefix="/predict", tags=["predict"])
 Options = TypeVar("Options", bound=BaseModel)
@@ -100,8 +99,8 @@ def read_options(request: Request) -> PredictOptions:
 def query_options(request: Request, model: type[Options], default: Options) -> Options:
     """The query options, validated by ``model``; ``default`` when there is no query.
 
-    Not a ``Query()`` model: FastAPI's query-model pass cost ~45 us of the ~355 us the event
-    loop spends per /predict (in-process, 32 concurrent requests), and almost every request
+    Not a ``Query()`` model: FastAPI's query-model pass was a measurable share of the event
+    loop's time per /predict (README, "What made the difference"), and almost every request
     sends no query at all. Invalid values still get FastAPI's 422, with the same message.
     """
     if not request.scope["query_string"]:
@@ -113,7 +112,7 @@ def query_options(request: Request, model: type[Options], default: Options) -> O
         raise RequestValidationError(errors) from None
 
 
-ONE_FILE_ONLY = (400, "Too many files: /predict takes one image; send several to /predict/batch.")
+ONE_FILE_ONLY = "Too many files: /predict takes one image; send several to /predict/batch."
 
 
 @router.post(
@@ -126,7 +125,7 @@ ONE_FILE_ONLY = (400, "Too many files: /predict takes one image; send several to
         "parameters": QUERY_PARAMETERS,
     },
 )
-async def predict(request: Request, serving: ServingDep) -> Response:
+async def predict(request: Request, service: ServiceDep) -> Response:
     """Photos, scans and canvas drawings are normalised to MNIST's form before the model sees
     them. Every answer carries a `verdict`: `digit` (with the digit), `uncertain` (the best
     guess and the three most probable digits) or `not_a_digit` (`digit` is null), judged on
@@ -135,25 +134,10 @@ async def predict(request: Request, serving: ServingDep) -> Response:
     model does not read as one: `POST /read` reads them all."""
     begun = time.perf_counter()
     options = read_options(request)
-    preprocess, include = options.preprocess, options.include
     uploads = await read_uploads(request, "file", max_files=1, too_many_files=ONE_FILE_ONLY)
-    data = uploads[0].data
     read_done = time.perf_counter()
-    image, digits_seen = await prepare_counted(data, preprocess, serving)
-    prepared = time.perf_counter()
-    probabilities = (await serving.predictor.predict(image[np.newaxis]))[0]
-    inferred = time.perf_counter()
-
-    judged = judge(probabilities, serving.operating_points)
-    # Pieces side by side may be digits, letters or blobs: /read's reading decides.
-    if (
-        digits_seen > 1
-        and judged.verdict is not Verdict.digit
-        and await digits_read(data, serving) > 1
-    ):
-        judged = several(judged)
-    version = serving.model.version
-    serving.metrics.count_predictions((judged,))
+    answer, stages = await service.classify(uploads[0].data, options.preprocess)
+    judged, version = answer.judged, service.model.version
     add_log_fields(
         request.scope,
         verdict=judged.verdict.value,
@@ -164,10 +148,10 @@ async def predict(request: Request, serving: ServingDep) -> Response:
     )
     return _json(
         Prediction(
-            **reading(judged, probabilities, image if include is Include.preprocessed else None),
+            **reading(answer, options.include),
             model_version=version,
-            preprocess=preprocess,
-            timing_ms=timing(request, begun, read_done, prepared, inferred),
+            preprocess=options.preprocess,
+            timing_ms=timing(request, begun, read_done, stages),
         )
     )
 
@@ -182,62 +166,27 @@ async def predict(request: Request, serving: ServingDep) -> Response:
         "parameters": QUERY_PARAMETERS,
     },
 )
-async def predict_batch(request: Request, serving: ServingDep) -> Response:
+async def predict_batch(request: Request, service: ServiceDep) -> Response:
     """All readable images go to the model together. A file that is not a usable image does
     not fail the request: its entry in `results` carries the status and message that
     /predict would have answered for it alone, and `failed` counts such entries."""
     begun = time.perf_counter()
     options = read_options(request)
-    preprocess, include = options.preprocess, options.include
-    most = serving.settings.MAX_BATCH_FILES
-    too_many = (413, f"More than {most} files sent; at most {most} per batch.")
+    most = service.settings.MAX_BATCH_FILES
+    too_many = f"More than {most} files sent; at most {most} per batch."
     files = await read_uploads(request, "files", max_files=most, too_many_files=too_many)
-    uploads = [file.data for file in files]
     read_done = time.perf_counter()
-    prepared_all = await prepare_many_counted(uploads, preprocess, serving)
-    prepared = time.perf_counter()
-    good = [i for i, item in enumerate(prepared_all) if not isinstance(item, ImageError)]
-    counted = [item for item in prepared_all if not isinstance(item, ImageError)]
-    probabilities = np.empty((0, 10), dtype=np.float32)
-    if counted:
-        probabilities = await serving.predictor.predict(np.stack([image for image, _ in counted]))
-    inferred = time.perf_counter()
-
-    points = serving.operating_points
-    judgements = [judge(row, points) for row in probabilities]
-    for k, (index, (_, seen)) in enumerate(zip(good, counted, strict=True)):
-        unsure = judgements[k].verdict is not Verdict.digit
-        if seen > 1 and unsure and await digits_read(uploads[index], serving) > 1:
-            judgements[k] = several(judgements[k])
-    images = [item if isinstance(item, ImageError) else item[0] for item in prepared_all]
-    results: list[BatchItem | BatchItemError] = []
-    rows = dict(zip(good, zip(probabilities, judgements, strict=True), strict=True))
-    for index, (file, image) in enumerate(zip(files, images, strict=True)):
-        if isinstance(image, ImageError):
-            results.append(
-                BatchItemError(
-                    index=index,
-                    filename=file.filename,
-                    status_code=image.status_code,
-                    detail=image.detail,
-                )
-            )
-            continue
-        row, judged = rows[index]
-        results.append(
-            BatchItem(
-                index=index,
-                filename=file.filename,
-                **reading(judged, row, image if include is Include.preprocessed else None),
-            )
-        )
-    serving.metrics.count_predictions(judgements)
-    failed = len(files) - len(good)
-    version = serving.model.version
+    answers, stages = await service.classify_many([f.data for f in files], options.preprocess)
+    results = [
+        _batch_item(i, f.filename, a, options.include)
+        for i, (f, a) in enumerate(zip(files, answers, strict=True))
+    ]
+    judgements = [answer.judged for answer in answers if not isinstance(answer, ImageError)]
+    version = service.model.version
     add_log_fields(
         request.scope,
         files=len(files),
-        failed=failed,
+        failed=len(files) - len(judgements),
         digits=[judged.digit for judged in judgements],
         verdicts=_verdict_counts(judgements),
         model_version=version,
@@ -245,11 +194,11 @@ async def predict_batch(request: Request, serving: ServingDep) -> Response:
     return _json(
         BatchPrediction(
             model_version=version,
-            preprocess=preprocess,
+            preprocess=options.preprocess,
             count=len(files),
-            failed=failed,
+            failed=len(files) - len(judgements),
             results=results,
-            timing_ms=timing(request, begun, read_done, prepared, inferred),
+            timing_ms=timing(request, begun, read_done, stages),
         )
     )
 
@@ -259,16 +208,28 @@ async def predict_batch(request: Request, serving: ServingDep) -> Response:
 
 def _json(body: BaseModel) -> Response:
     # Returning the model itself would make FastAPI validate it a second time against
-    # response_model before serialising: ~25 us per request for a document built right here.
+    # response_model before serialising, a cost per request for a document built right here.
     # No exclude_none: a null `digit` (not_a_digit) must be sent; the fields that are left out
     # when empty (alternatives, the preprocessed PNG) say so in app/schemas.py.
     return Response(body.model_dump_json(), media_type="application/json")
 
 
-def reading(judged: Judgement, row: np.ndarray, image: np.ndarray | None) -> dict[str, Any]:
+def _batch_item(
+    index: int, filename: str | None, answer: Answer | ImageError, include: Include | None
+) -> BatchItem | BatchItemError:
+    if isinstance(answer, ImageError):
+        status = image_status(answer)
+        return BatchItemError(
+            index=index, filename=filename, status_code=status, detail=answer.detail
+        )
+    return BatchItem(index=index, filename=filename, **reading(answer, include))
+
+
+def reading(answer: Answer | ReadPiece, include: Include | None) -> dict[str, Any]:
     """The fields every answer about one digit carries (/predict, a batch item, a digit of
     /read): its verdict, digit, best guess, confidence, alternatives and probabilities, and
-    the model's view of it when ``image`` is given."""
+    the model's view of it with ``?include=preprocessed``."""
+    judged = answer.judged
     alternatives = (
         None
         if judged.alternatives is None
@@ -280,8 +241,10 @@ def reading(judged: Judgement, row: np.ndarray, image: np.ndarray | None) -> dic
         "best_guess": judged.best_guess,
         "confidence": judged.confidence,
         "alternatives": alternatives,
-        "probabilities": json_values(row),
-        "preprocessed_png_base64": None if image is None else png_base64(image),
+        "probabilities": json_values(answer.probabilities),
+        "preprocessed_png_base64": (
+            png_base64(answer.image) if include is Include.preprocessed else None
+        ),
     }
 
 
@@ -293,19 +256,13 @@ def _verdict_counts(judgements: list[Judgement]) -> dict[str, int]:
     return {verdict.value: count for verdict, count in counts.items()}
 
 
-def png_base64(image: np.ndarray) -> str:
-    return base64.b64encode(to_png_bytes(image)).decode("ascii")
-
-
-def timing(
-    request: Request, begun: float, read_done: float, prepared: float, inferred: float
-) -> Timing:
+def timing(request: Request, begun: float, read_done: float, stages: Stages) -> Timing:
     # The body is parsed before the route runs; the middleware's arrival time covers it.
     arrived = request.scope.get(REQUEST_STARTED_KEY, begun)
     now = time.perf_counter()
     return Timing(
         read=round((read_done - arrived) * 1000, 3),
-        preprocess=round((prepared - read_done) * 1000, 3),
-        inference=round((inferred - prepared) * 1000, 3),
+        preprocess=round((stages.prepared - read_done) * 1000, 3),
+        inference=round((stages.inferred - stages.prepared) * 1000, 3),
         total=round((now - arrived) * 1000, 3),
     )

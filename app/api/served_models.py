@@ -18,12 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.api.deps import Serving
-from app.api.images import prepare_many
-from app.errors import ImageError, ImageTooLarge
-from app.schemas import Preprocess
+from app.api.handlers import image_status
+from app.imaging.errors import ImageError
+from app.imaging.prepare import Preprocess
+from app.service import DigitService
 from app.tensors import BYTES, ProtocolError, TensorSpec
-from app.verdicts import judge
 from contract import INPUT_SHAPE, NUM_CLASSES
 
 NOT_A_DIGIT = -1
@@ -67,16 +66,16 @@ MODELS = {model.name: model for model in (PIXELS, IMAGES)}
 Outputs = dict[str, np.ndarray | list[bytes]]
 
 
-def find_model(name: str, version: str | None, serving: Serving) -> ServedModel:
+def find_model(name: str, version: str | None, service: DigitService) -> ServedModel:
     """The model ``name`` (at ``version``, when one is asked for), or a 404 ProtocolError."""
     model = MODELS.get(name)
     if model is None:
         known = ", ".join(repr(known) for known in MODELS)
         raise ProtocolError(f"Unknown model {name!r}; this server serves {known}.", status=404)
-    if version is not None and version != serving.model.version:
+    if version is not None and version != service.model.version:
         raise ProtocolError(
             f"Model {name!r} version {version!r} is not served; version "
-            f"{serving.model.version!r} is.",
+            f"{service.model.version!r} is.",
             status=404,
         )
     return model
@@ -90,45 +89,46 @@ def decode_base64_file(text: str | bytes, index: int, hint: str) -> bytes:
         raise ProtocolError(f"image[{index}]: {hint}") from None
 
 
-def _check_count(count: int, serving: Serving) -> None:
-    most = serving.settings.MAX_BATCH_FILES
+def _check_count(count: int, service: DigitService) -> None:
+    most = service.settings.MAX_BATCH_FILES
     if count > most:
         raise ProtocolError(
             f"{count} images in one request; at most {most} (MAX_BATCH_FILES).", status=413
         )
 
 
-async def run_pixels(pixels: np.ndarray, serving: Serving) -> Outputs:
+async def run_pixels(pixels: np.ndarray, service: DigitService) -> Outputs:
     """(N,28,28,1) float32 in [0,1], exactly the signature's input, to its probabilities."""
-    _check_count(len(pixels), serving)
+    _check_count(len(pixels), service)
     batch = np.ascontiguousarray(pixels, dtype=np.float32)
     if batch.size and not (np.isfinite(batch).all() and batch.min() >= 0 and batch.max() <= 1):
         raise ProtocolError(
             "input 'image' must hold pixel values in [0, 1] (MNIST's /255 scale), all finite."
         )
-    return {"probabilities": await serving.predictor.predict(batch)}
+    return {"probabilities": await service.predict(batch)}
 
 
-async def run_images(files: list[bytes], serving: Serving) -> Outputs:
+async def run_images(files: list[bytes], service: DigitService) -> Outputs:
     """Encoded image files to /predict's answer for each, as tensors in file order.
 
     One unusable file fails the request (the protocols have no per-element errors), with the
     reason /predict would have given for it and its index.
     """
-    _check_count(len(files), serving)
-    images = await prepare_many(files, Preprocess.full, serving)
-    for index, image in enumerate(images):
-        if isinstance(image, ImageError):
-            status = 413 if isinstance(image, ImageTooLarge) else 400
-            raise ProtocolError(f"image[{index}]: {image.detail}", status=status)
-    pixels: list[np.ndarray] = images  # type: ignore[assignment]  # no ImageError is left
+    _check_count(len(files), service)
+    prepared = await service.preparer.prepare_many(files, Preprocess.full, count_digits=False)
+    pixels: list[np.ndarray] = []
+    for index, item in enumerate(prepared):
+        if isinstance(item, ImageError):
+            status = image_status(item, protocol=True)
+            raise ProtocolError(f"image[{index}]: {item.detail}", status=status)
+        pixels.append(item.image)
     probabilities = np.empty((0, NUM_CLASSES), dtype=np.float32)
     if len(pixels) == 1:  # most requests: np.stack costs more than the view
-        probabilities = await serving.predictor.predict(pixels[0][np.newaxis])
+        probabilities = await service.predict(pixels[0][np.newaxis])
     elif pixels:
-        probabilities = await serving.predictor.predict(np.stack(pixels))
-    judgements = [judge(row, serving.operating_points) for row in probabilities]
-    serving.metrics.count_predictions(judgements)
+        probabilities = await service.predict(np.stack(pixels))
+    judgements = [service.judge(row) for row in probabilities]
+    service.metrics.count_predictions(judgements)
     return {
         "digit": np.array(
             [NOT_A_DIGIT if j.digit is None else j.digit for j in judgements], dtype=np.int32

@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from app.api.deps import Serving, ServingDep
+from app.api.deps import ServiceDep
 from app.api.served_models import (
     IMAGES,
     PIXELS,
@@ -34,6 +34,7 @@ from app.protocol_schemas import (
     ProtocolErrorBody,
     SignatureMetadata,
 )
+from app.service import DigitService
 from app.tensors import ProtocolError, json_values
 from contract import SIGNATURE
 
@@ -75,11 +76,11 @@ PREDICT_DOCS: dict[str, Any] = {
 
 
 @router.post("/models/{model_name}:predict", summary="Predict", **PREDICT_DOCS)
-async def predict(model_name: str, request: Request, serving: ServingDep) -> Response:
+async def predict(model_name: str, request: Request, service: ServiceDep) -> Response:
     """`mnist`: instances of [28,28,1] pixels in [0,1] to 10 probabilities each.
     `mnist-image`: instances of `{"b64": "<image file>"}` (or `{"image": {"b64": ...}}`) to
     `digit` (-1 for not a digit), `probabilities`, `verdict` and `confidence`."""
-    return await _predict(_find(model_name, None, serving), request, serving)
+    return await _predict(_find(model_name, None, service), request, service)
 
 
 @router.post(
@@ -88,17 +89,17 @@ async def predict(model_name: str, request: Request, serving: ServingDep) -> Res
     **PREDICT_DOCS,
 )
 async def predict_version(
-    model_name: str, model_version: str, request: Request, serving: ServingDep
+    model_name: str, model_version: str, request: Request, service: ServiceDep
 ) -> Response:
-    return await _predict(_find(model_name, model_version, serving), request, serving)
+    return await _predict(_find(model_name, model_version, service), request, service)
 
 
-def _status(model: ServedModel, serving: Serving) -> ModelStatus:
+def _status(model: ServedModel, service: DigitService) -> ModelStatus:
     return ModelStatus.model_validate(
         {
             "model_version_status": [
                 {
-                    "version": serving.model.version,
+                    "version": service.model.version,
                     "state": "AVAILABLE",
                     "status": {"error_code": "OK", "error_message": ""},
                 }
@@ -113,8 +114,8 @@ def _status(model: ServedModel, serving: Serving) -> ModelStatus:
     response_model=ModelStatus,
     responses=COMMON,
 )
-async def model_status(model_name: str, serving: ServingDep) -> ModelStatus:
-    return _status(_find(model_name, None, serving), serving)
+async def model_status(model_name: str, service: ServiceDep) -> ModelStatus:
+    return _status(_find(model_name, None, service), service)
 
 
 @router.get(
@@ -124,12 +125,12 @@ async def model_status(model_name: str, serving: ServingDep) -> ModelStatus:
     responses=COMMON,
 )
 async def model_version_status(
-    model_name: str, model_version: str, serving: ServingDep
+    model_name: str, model_version: str, service: ServiceDep
 ) -> ModelStatus:
-    return _status(_find(model_name, model_version, serving), serving)
+    return _status(_find(model_name, model_version, service), service)
 
 
-def _signature_metadata(model: ServedModel, serving: Serving) -> SignatureMetadata:
+def _signature_metadata(model: ServedModel, service: DigitService) -> SignatureMetadata:
     def tensors(specs: Any, prefix: str) -> dict[str, Any]:
         return {
             spec.name: {
@@ -154,7 +155,7 @@ def _signature_metadata(model: ServedModel, serving: Serving) -> SignatureMetada
             "model_spec": {
                 "name": model.name,
                 "signature_name": "",
-                "version": serving.model.version,
+                "version": service.model.version,
             },
             "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
         }
@@ -167,8 +168,8 @@ def _signature_metadata(model: ServedModel, serving: Serving) -> SignatureMetada
     response_model=SignatureMetadata,
     responses=COMMON,
 )
-async def model_metadata(model_name: str, serving: ServingDep) -> SignatureMetadata:
-    return _signature_metadata(_find(model_name, None, serving), serving)
+async def model_metadata(model_name: str, service: ServiceDep) -> SignatureMetadata:
+    return _signature_metadata(_find(model_name, None, service), service)
 
 
 @router.get(
@@ -178,14 +179,14 @@ async def model_metadata(model_name: str, serving: ServingDep) -> SignatureMetad
     responses=COMMON,
 )
 async def model_version_metadata(
-    model_name: str, model_version: str, serving: ServingDep
+    model_name: str, model_version: str, service: ServiceDep
 ) -> SignatureMetadata:
-    return _signature_metadata(_find(model_name, model_version, serving), serving)
+    return _signature_metadata(_find(model_name, model_version, service), service)
 
 
-def _find(name: str, version: str | None, serving: Serving) -> ServedModel:
+def _find(name: str, version: str | None, service: DigitService) -> ServedModel:
     try:
-        return find_model(name, version, serving)
+        return find_model(name, version, service)
     except ProtocolError as exc:
         # TF Serving's own wording, which its clients' logs and runbooks already know.
         wanted = f"Latest({name})" if version is None else f"Specific({name}, {version})"
@@ -194,7 +195,7 @@ def _find(name: str, version: str | None, serving: Serving) -> ServedModel:
         ) from None
 
 
-async def _predict(model: ServedModel, request: Request, serving: Serving) -> Response:
+async def _predict(model: ServedModel, request: Request, service: DigitService) -> Response:
     try:
         document = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
@@ -209,18 +210,18 @@ async def _predict(model: ServedModel, request: Request, serving: Serving) -> Re
     rows = "instances" in document
     values = _column(document["instances"] if rows else document["inputs"], rows)
     if model is PIXELS:
-        computed = await run_pixels(_pixels(values), serving)
+        computed = await run_pixels(_pixels(values), service)
         output: Any = computed["probabilities"]
         answer: dict[str, Any] = {"predictions" if rows else "outputs": json_values(output)}
     else:
-        computed = await run_images(_files(values), serving)
+        computed = await run_images(_files(values), service)
         columns = {spec.name: json_values(computed[spec.name]) for spec in IMAGES.outputs}
         if rows:
             count = len(columns["digit"])
             answer = {"predictions": [{k: v[i] for k, v in columns.items()} for i in range(count)]}
         else:
             answer = {"outputs": columns}
-    add_log_fields(request.scope, model=model.name, model_version=serving.model.version)
+    add_log_fields(request.scope, model=model.name, model_version=service.model.version)
     return Response(orjson.dumps(answer), media_type="application/json")
 
 

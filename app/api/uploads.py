@@ -1,21 +1,24 @@
 """The image files of a multipart/form-data request body, read without Starlette's form parser.
 
 A ``File()`` parameter makes Starlette spool every part into a ``SpooledTemporaryFile`` wrapped
-in an ``UploadFile`` and FastAPI validate the form against a generated model: for a 300-byte
-PNG that was ~130 us of the ~200 us the whole stack spends per request (in-process, 32
-concurrent requests), more than decoding, normalising and classifying the digit. Feeding the
-body to python-multipart's streaming parser (the one Starlette uses) ourselves still cost
-~85 us: it is a byte-level state machine in Python with a callback per event.
+in an ``UploadFile`` and FastAPI validate the form against a generated model: for a small PNG
+that cost more than decoding, normalising and classifying the digit. Feeding the body to
+python-multipart's streaming parser (the one Starlette uses) ourselves still costs a Python
+callback per parser event.
 
 So a body that has fully arrived within WHOLE_BODY_BYTES and has the plain shape every HTTP
 client sends (``--boundary CRLF headers CRLF CRLF data CRLF --boundary ... --boundary--``) is
-cut at its delimiters with ``bytes.find`` (~5 us); anything else (a bigger body, a preamble,
+cut at its delimiters with ``bytes.find``; anything else (a bigger body, a preamble,
 transport padding, an odd header) goes to python-multipart, which also owns every error. The
-two are checked against each other on generated bodies (tests/app/test_uploads.py).
+two are checked against each other on generated bodies (tests/app/test_uploads.py), and
+``python -m benchmarks.bench_multipart`` measures the three side by side (figures in the
+README's Performance section).
 
 Parts larger than SPOOL_BYTES continue in a temporary file, as Starlette's would: otherwise
-every slow client still uploading would hold up to MAX_UPLOAD_BYTES of RAM (four clients
-streaming 1 GB slowly raised the RSS by 38 MB instead of 5; tests/hardening).
+every slow client still uploading would hold up to MAX_UPLOAD_BYTES of RAM (tests/hardening).
+
+Problems with the body are ``BadUpload`` errors with a reason; ``app.api.handlers`` maps them
+to statuses.
 
 The routes document the body in OpenAPI with ``multipart_body`` below, so /docs and schema
 fuzzers still see the ``file`` / ``files`` field.
@@ -26,9 +29,10 @@ from __future__ import annotations
 import re
 import tempfile
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import IO, TYPE_CHECKING, Any
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
@@ -62,12 +66,39 @@ class Upload:
     data: bytes
 
 
-def missing_field(name: str) -> HTTPException:
-    return HTTPException(
-        422,
+class UploadReason(StrEnum):
+    """What is wrong with a multipart body, for the API's status table."""
+
+    malformed = "malformed"
+    """Not multipart framing the parser can follow: no boundary, a cut-off body, no name."""
+    missing_file = "missing_file"
+    """The form field is absent, or text instead of a file."""
+    one_file_only = "one_file_only"
+    """Several files sent to a route that takes one."""
+    too_many_files = "too_many_files"
+    """More files than a batch may hold."""
+
+
+class BadUpload(Exception):  # noqa: N818 - the service's vocabulary
+    """A request body that is not the multipart form the route takes; ``detail`` is for the
+    client."""
+
+    def __init__(self, reason: UploadReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def missing_field(name: str) -> BadUpload:
+    return BadUpload(
+        UploadReason.missing_file,
         f"Missing form field {name!r}: send the image as multipart/form-data "
         f"with the field name {name!r}.",
     )
+
+
+def _malformed(detail: str) -> BadUpload:
+    return BadUpload(UploadReason.malformed, detail)
 
 
 def split_plain_body(body: bytes, boundary: bytes) -> list[tuple[bytes, bytes]] | None:
@@ -122,7 +153,7 @@ class _Collector:
 
     wanted: bytes
     max_files: int
-    too_many_files: tuple[int, str]
+    too_many_files: str
     uploads: list[Upload] = field(default_factory=list)
     files: int = 0
     plain_fields: int = 0
@@ -140,19 +171,21 @@ class _Collector:
     def start_part(self, disposition: bytes) -> None:
         name, filename = _name_and_filename(disposition)
         if name is None:
-            raise HTTPException(400, 'A multipart part has no Content-Disposition "name".')
+            raise _malformed('A multipart part has no Content-Disposition "name".')
         if filename is None:
             self.plain_fields += 1
             if self.plain_fields > MAX_PLAIN_FIELDS:
-                raise HTTPException(
-                    400,
-                    f"Too many fields: at most {MAX_PLAIN_FIELDS} text fields beside the files.",
+                raise _malformed(
+                    f"Too many fields: at most {MAX_PLAIN_FIELDS} text fields beside the files."
                 )
             self.wanted_plain = self.wanted_plain or name == self.wanted
             return
         self.files += 1
         if self.files > self.max_files:
-            raise HTTPException(*self.too_many_files)
+            reason = (
+                UploadReason.one_file_only if self.max_files == 1 else UploadReason.too_many_files
+            )
+            raise BadUpload(reason, self.too_many_files)
         if name == self.wanted:
             self._chunks, self._size = [], 0
             self._filename = filename.decode("utf-8", "replace")
@@ -229,40 +262,39 @@ class _Collector:
 
 
 async def read_uploads(
-    request: Request, name: str, *, max_files: int, too_many_files: tuple[int, str]
+    request: Request, name: str, *, max_files: int, too_many_files: str
 ) -> list[Upload]:
-    """The files sent in form field ``name``, in order; at least one, or an HTTPException.
+    """The files sent in form field ``name``, in order; at least one, or a BadUpload.
 
-    More than ``max_files`` file parts (of any name) stop the parsing with an HTTPException of
-    ``too_many_files`` (status, detail).
+    More than ``max_files`` file parts (of any name) stop the parsing with a BadUpload whose
+    detail is ``too_many_files``.
     """
     boundary = _boundary(request.headers.get("content-type", ""), name)
     if not boundary:
-        raise HTTPException(400, "Missing boundary in the multipart Content-Type.")
+        raise _malformed("Missing boundary in the multipart Content-Type.")
     collector = _Collector(name.encode(), max_files, too_many_files)
     try:
         await _collect(request, boundary, collector)
     except FormParserError as exc:  # python-multipart's own: bad boundary, broken framing
-        raise HTTPException(
-            400, "Invalid multipart data: the body does not match its boundary."
-        ) from exc
+        raise _malformed("Invalid multipart data: the body does not match its boundary.") from exc
     except ClientDisconnect as exc:  # nobody is left to read this; FastAPI's own parser said 400
-        raise HTTPException(400, "The client disconnected during the upload.") from exc
+        raise _malformed("The client disconnected during the upload.") from exc
     finally:
         collector.close()
     if collector.inside_wanted_part:  # the wanted part never ended: a truncated body
-        raise HTTPException(400, "Invalid multipart data: the body ends inside a part.")
+        raise _malformed("Invalid multipart data: the body ends inside a part.")
     if not collector.uploads:
         if collector.wanted_plain:
-            raise HTTPException(
-                422, f"Form field {name!r} must be a file upload (with a filename), not text."
+            raise BadUpload(
+                UploadReason.missing_file,
+                f"Form field {name!r} must be a file upload (with a filename), not text.",
             )
         raise missing_field(name)
     return collector.uploads
 
 
 def _boundary(content_type: str, name: str) -> bytes | None:
-    """The multipart boundary, None if missing; an HTTPException if the body is not multipart."""
+    """The multipart boundary, None if missing; a BadUpload if the body is not multipart."""
     simple = _SIMPLE_CONTENT_TYPE.fullmatch(content_type)
     if simple is not None:
         return simple.group(2).encode()

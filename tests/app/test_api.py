@@ -25,7 +25,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.api.images import decodes_inline
+from app.imaging import prepare
+from app.imaging.decode import sniff
+from app.imaging.errors import ImageError
+from app.imaging.prepare import decodes_inline
 from app.inference import BatchingPredictor
 from app.main import create_app
 from app.schemas import BatchItem, Prediction
@@ -139,7 +142,7 @@ def test_mnist_pngs_score_the_offline_accuracy(
     assert abs(accuracy - offline) <= 0.01, f"served {accuracy:.3f} vs offline {offline:.3f}"
     # Digit by digit: an MNIST digit reaches the model unchanged, so it gets the offline answer.
     model_input = (mnist_sample.x_test[..., np.newaxis] / 255).astype(np.float32)
-    offline_digits = client.app.state.model.predict(model_input).argmax(axis=1)
+    offline_digits = client.app.state.service.model.predict(model_input).argmax(axis=1)
     assert (digits == offline_digits).mean() >= 0.99
 
 
@@ -202,7 +205,7 @@ def test_unknown_query_values_are_422(client: TestClient, mnist_sample) -> None:
 def sample_probabilities(client: TestClient, mnist_sample) -> np.ndarray:
     """The served model's probabilities for every sample test digit, offline."""
     x = (mnist_sample.x_test[..., np.newaxis] / 255).astype(np.float32)
-    return client.app.state.model.predict(x)
+    return client.app.state.service.model.predict(x)
 
 
 @pytest.fixture(scope="module")
@@ -376,7 +379,7 @@ def test_operating_points_that_do_not_fit_stop_startup_with_one_line(
     for phrase in phrases:
         assert phrase in line
     assert type(raised).__name__ == "InvalidOperatingPoints"
-    assert app.state.ready is False
+    assert app.state.service.ready is False
 
 
 def non_digit(kind: str) -> bytes:
@@ -639,7 +642,7 @@ def test_ready_only_between_startup_and_shutdown(service_settings: Settings, mni
         }
         assert post_image(started, png).status_code == 200
 
-    assert app.state.ready is False
+    assert app.state.service.ready is False
     assert TestClient(app).get("/health/ready").status_code == 503
 
 
@@ -762,15 +765,15 @@ def test_concurrent_requests_share_model_calls(service_settings: Settings, mnist
 
     async def scenario() -> tuple[list[httpx.Response], int]:
         async with running(app) as client:
-            calls_before = app.state.predictor.calls
+            calls_before = app.state.service.predictor.calls
             responses = await asyncio.gather(
                 *(client.post("/predict", files=multipart(encode_png(d))) for d in digits)
             )
-            return responses, app.state.predictor.calls - calls_before
+            return responses, app.state.service.predictor.calls - calls_before
 
     responses, calls = asyncio.run(scenario())
     assert [r.status_code for r in responses] == [200] * 32
-    expected = app.state.model.predict((digits[..., np.newaxis] / 255).astype(np.float32))
+    expected = app.state.service.model.predict((digits[..., np.newaxis] / 255).astype(np.float32))
     for response, probabilities in zip(responses, expected, strict=True):
         assert response.json()["best_guess"] == int(probabilities.argmax())
     assert calls < len(digits)
@@ -786,7 +789,7 @@ def test_uploads_refused_on_sight_do_not_wait_for_a_decoding_thread(
 
     async def scenario() -> tuple[list[httpx.Response], bool]:
         async with running(app) as client:
-            limiter = app.state.preprocess_limiter
+            limiter = app.state.service.preparer.limiter
             holders = [object() for _ in range(int(limiter.total_tokens))]
             for holder in holders:
                 await limiter.acquire_on_behalf_of(holder)
@@ -813,10 +816,11 @@ def _swap_predictor(app: FastAPI, infer: Callable[[np.ndarray], np.ndarray], **o
     """Replace the started app's batcher with one around ``infer`` (which wraps the real model)."""
 
     async def swap() -> BatchingPredictor:
-        await app.state.predictor.stop()
+        service = app.state.service
+        await service.predictor.stop()
         predictor = BatchingPredictor(infer, **options)
         await predictor.start()
-        app.state.predictor = predictor
+        service.predictor = predictor
         return predictor
 
     return swap()
@@ -831,7 +835,7 @@ def test_a_full_queue_answers_503_with_retry_after(
     def gated(batch: np.ndarray) -> np.ndarray:
         entered.set()
         release.wait(timeout=30)
-        return app.state.model.predict(batch)
+        return app.state.service.model.predict(batch)
 
     png = encode_png(mnist_sample.x_test[0])
 
@@ -863,7 +867,7 @@ def test_a_failing_model_call_fails_only_its_request(
     def refuses_white(batch: np.ndarray) -> np.ndarray:
         if np.any(batch.min(axis=(1, 2, 3)) == 1.0):
             raise RuntimeError("simulated model failure")
-        return app.state.model.predict(batch)
+        return app.state.service.model.predict(batch)
 
     white = encode_png(np.full((28, 28), 255, np.uint8))
     digits = mnist_sample.x_test[:6]
@@ -885,9 +889,32 @@ def test_a_failing_model_call_fails_only_its_request(
 
 
 def test_only_mnist_sized_pngs_are_decoded_on_the_event_loop(mnist_sample) -> None:
+    def inline(data: bytes) -> bool:
+        try:
+            return decodes_inline(sniff(data))
+        except ImageError:
+            return False  # refused from its first bytes: never decoded at all
+
     digit = mnist_sample.x_test[0]
-    assert decodes_inline(encode_png(digit))
-    assert not decodes_inline(encode_png(np.pad(digit, 1)))  # 30x30
-    assert not decodes_inline(encode(np.stack([digit] * 3, axis=-1), "JPEG"))
-    assert not decodes_inline(png_bomb())
-    assert not decodes_inline(encode_png(digit)[:20])
+    assert inline(encode_png(digit))
+    assert not inline(encode_png(np.pad(digit, 1)))  # 30x30
+    assert not inline(encode(np.stack([digit] * 3, axis=-1), "JPEG"))
+    assert not inline(png_bomb())
+    assert not inline(encode_png(digit)[:20])
+
+
+def test_an_untyped_error_while_decoding_is_a_400_not_a_500(
+    client: TestClient, mnist_sample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding promises typed errors; a file that slips past that is still the client's
+    unusable image, answered 400, and the service keeps serving."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a decoder bug")
+
+    monkeypatch.setattr(prepare, "prepare_image", broken)
+    response = post_image(client, encode_png(mnist_sample.x_test[0]))
+    assert_clean_error(response, 400, "could not be decoded")
+    assert "decoder bug" not in response.text
+    monkeypatch.undo()
+    assert post_image(client, encode_png(mnist_sample.x_test[0])).status_code == 200

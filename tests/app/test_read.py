@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app import segmentation
-from app.preprocessing import decode_grayscale_scaled
+from app.imaging import segment
+from app.imaging.decode import decode_grayscale_scaled
 from digit_photos import encode_png
 from digit_photos.numbers import number_photo
 from tests.app.test_api import metric_samples, post_image
@@ -180,7 +180,7 @@ def test_digits_cut_apart_where_they_touch_are_never_a_sure_number(client, clear
     for seed, text in enumerate(("40", "23", "75", "68", "91", "52")):
         photo = written(clear_digits, text, seed, spacing="touching")
         gray = decode_grayscale_scaled(photo.data, 10**8)[0]
-        if len(segmentation._split_line(segmentation.locate_number(gray).ink).groups) != 1:
+        if len(segment._split_line(segment.locate_number(gray).ink).groups) != 1:
             continue  # this pair was left just apart: no cut needed
         body = read(client, photo.data).json()
         if len(body["digits"]) == 2:
@@ -193,6 +193,6 @@ def test_a_word_is_not_called_several_digits(client: TestClient):
     """Letters side by side stand like digits do; /read's reading of them decides."""
     page = np.full((240, 900), 235, np.uint8)
     cv2.putText(page, "H A K", (30, 170), cv2.FONT_HERSHEY_SIMPLEX, 5, 30, 14, cv2.LINE_AA)
-    assert segmentation.normalize_counted(page)[1] >= 2  # pieces that stand like digits
+    assert segment.normalize_counted(page)[1] >= 2  # pieces that stand like digits
     body = post_image(client, encode_png(page)).json()
     assert body["verdict"] != "several_digits"

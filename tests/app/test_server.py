@@ -83,7 +83,7 @@ def test_a_missing_model_stops_startup_with_one_line(tmp_path: Path) -> None:
 
 
 def test_importing_the_app_loads_nothing() -> None:
-    probe = "import sys, app.main; print('tensorflow' in sys.modules, app.main.app.state.model)"
+    probe = "import sys, app.main; print('tensorflow' in sys.modules, app.main.app.state.service.loaded)"
     completed = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=REPO,

@@ -1,9 +1,9 @@
-"""Properties of app/preprocessing.py over generated images: a model input or a typed error, always.
+"""Properties of app/imaging over generated images: a model input or a typed error, always.
 
 Whatever a client uploads (any Pillow mode a file can carry, any size up to a bound, any
 content: blank, all ink, noise, one pixel, a line along the border, a real digit, and bytes
 of a valid file mangled) the result is a (28, 28, 1) float32 array in [0, 1] or one of the
-``app.errors`` ImageError types, which the API turns into 4xx. Anything else would be a 500.
+``app.imaging.errors`` ImageError types, which the API turns into 4xx. Anything else would be a 500.
 
 Examples are derandomised and bounded so the suite runs in seconds and the same on every run;
 the open-ended search is ``make fuzz`` (atheris over the same entry point).
@@ -22,13 +22,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from app.errors import ImageError, ImageTooLarge, InvalidImage, NoDigitFound
-from app.preprocessing import (
-    normalize_digit,
-    preprocess_image,
-    preprocess_naive,
-    to_grayscale,
-)
+from app.imaging.decode import to_grayscale
+from app.imaging.errors import ImageError, ImageTooLarge, InvalidImage, NoDigitFound
+from app.imaging.normalize import normalize_digit
+from app.imaging.prepare import preprocess_image, preprocess_naive
 
 # Pillow warns about the corrupt metadata the mangling produces; that is not a failure.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")

@@ -1,17 +1,28 @@
-"""Why an upload could not become a digit, as types that carry their HTTP status.
+"""Why an upload could not become a digit: a reason and a sentence, nothing about HTTP.
 
-Preprocessing raises these; the API maps them to responses in one place, so this module
-stays free of any web framework. The names read as what went wrong (``NoDigitFound``), not
-as ``...Error``: they are the words the API's error responses use.
+Imaging raises these; the API layer alone maps a reason to a status (``app.api.handlers``).
+The names read as what went wrong (``NoDigitFound``), not as ``...Error``: they are the words
+the API's error responses use.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """What went wrong, for the API's status table and for logs."""
+
+    invalid_image = "invalid_image"
+    unsupported_media_type = "unsupported_media_type"
+    image_too_large = "image_too_large"
+    no_digit_found = "no_digit_found"
+
 
 class ImageError(Exception):
-    """Base class: ``status_code`` is the HTTP status, ``detail`` is safe to show the client."""
+    """Base class: ``reason`` says what went wrong, ``detail`` is safe to show the client."""
 
-    status_code: int = 400
+    reason: Reason = Reason.invalid_image
     default_detail: str = "The upload could not be used as an image."
 
     def __init__(self, detail: str | None = None) -> None:
@@ -22,14 +33,14 @@ class ImageError(Exception):
 class InvalidImage(ImageError):  # noqa: N818 - the service's vocabulary
     """Empty, truncated, corrupt, or not an image format we recognise."""
 
-    status_code = 400
+    reason = Reason.invalid_image
     default_detail = "The upload is not a readable image."
 
 
 class UnsupportedMediaType(ImageError):  # noqa: N818 - the service's vocabulary
     """A recognisable document that is not a raster image: SVG, PDF, HTML, plain text."""
 
-    status_code = 415
+    reason = Reason.unsupported_media_type
     default_detail = "Only raster images are accepted: PNG, JPEG, WebP, BMP, GIF or TIFF."
 
 
@@ -40,12 +51,12 @@ class ImageTooLarge(ImageError):  # noqa: N818 - the service's vocabulary
     decoded, so a long one costs no more than a still.
     """
 
-    status_code = 413
+    reason = Reason.image_too_large
     default_detail = "The image has too many pixels."
 
 
 class NoDigitFound(ImageError):  # noqa: N818 - the service's vocabulary
     """The image decoded fine but holds nothing that looks like ink: a blank page, a flat colour."""
 
-    status_code = 422
+    reason = Reason.no_digit_found
     default_detail = "No digit found in the image."

@@ -1,34 +1,32 @@
-"""Uploaded bytes -> the 28x28 float32 digit the model was trained on.
+"""A greyscale picture -> the 28x28 float32 digit the model was trained on.
 
 MNIST digits were made by scaling each handwritten digit so that its longer side is 20 px
 (anti-aliased, aspect ratio kept) and pasting it into a 28x28 frame with its centre of mass
 at the centre, white ink on black. A photo of a digit only classifies like MNIST once it has
-been brought into that same form, which is what ``normalize_digit`` does.
+been brought into that same form, which is what ``normalize_digit`` does: find the ink over
+the whole frame (``locate_ink``: polarity, lighting, printed lines), choose the digit's
+strokes (``digit_box``), cut them at more detail (``cut_strokes``) and frame them
+(``fit_mnist_frame``). /read (``app.imaging.segment``) reuses the same steps for each digit
+of a number.
 
-Every function here is pure (bytes or arrays in, arrays out), so the service may call them
-from worker threads. Failures are raised as the typed errors of ``app.errors``.
+Every function here is pure (arrays in, arrays out), so the service may call them from
+worker threads. Failures are NoDigitFound (``app.imaging.errors``).
 """
 
 from __future__ import annotations
 
 import functools
-import io
-import re
-import struct
-import warnings
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
 
-from app import lighting, strokes
-from app.errors import ImageError, ImageTooLarge, InvalidImage, NoDigitFound, UnsupportedMediaType
+from app.imaging import lighting, strokes
+from app.imaging.errors import NoDigitFound
 
 MNIST_SIZE = 28
 MNIST_BOX = 20  # MNIST fits each digit in a 20x20 box, leaving a 4 px margin
 MNIST_CENTRE = 14.0  # where MNIST puts the centre of mass (row, col), measured on the sample
-DEFAULT_MAX_PIXELS = 40_000_000
 
 # Sizes are of the longer side, reached by whole-factor shrinking (so within 1.5x of these).
 # The digit is cut from an image about WORK_SIZE long: one a tenth of the frame high is then
@@ -38,9 +36,6 @@ WORK_SIZE = 512
 FIND_SIZE = 256
 # The page's lighting is fitted on a thumbnail about this long: it varies slowly across a page.
 THUMB_SIZE = 32
-# JPEGs are decoded at 1/2, 1/4 or 1/8 scale straight from the DCT while the result stays at
-# least this long, which is several times cheaper than decoding full size and shrinking.
-DRAFT_MIN_SIDE = WORK_SIZE // 2
 # Grey levels above the local background that count as ink; sensor noise and JPEG ringing on
 # a blank page stay well below it once lightly blurred.
 MIN_INK_CONTRAST = 40
@@ -65,12 +60,12 @@ POLARITY_MARGIN = 1.5
 FIND_KERNEL = 1 / 4
 # Locating the digit, a shadow's level is flooded this many kernels from where it is kept.
 FIND_REACH = 1.0
-# A shadow's level is flooded only into areas this many stroke widths wide (app.lighting).
+# A shadow's level is flooded only into areas this many stroke widths wide (app.imaging.lighting).
 FLOOD_WIDER = 1.5
 # Printed lines are straight runs at least this fraction of the frame long: longer than any
 # straight stroke of a digit that fits in the frame, shorter than a rule across the page.
 LINE_RUN = 0.8
-# ...looked for on a copy this many times smaller each way (app.strokes.remove_lines).
+# ...looked for on a copy this many times smaller each way (app.imaging.strokes.remove_lines).
 FIND_LINE_POOL = 2
 # The strokes are cut from a region this many digit-sizes beyond the digit's box on each side,
 # scaled so the digit is about CUT_SIZE px long: enough detail for a 20 px result, little
@@ -91,7 +86,7 @@ NOT_STROKE_WEIGHT = 0.05
 INK_POWER = 2.0
 # Ink is at least this fraction as strong as the strongest strokes (_digit_parts).
 INK_FRACTION = 0.5
-# MNIST's stroke width as a fraction of the digit's longer side (app.strokes.stroke_width at
+# MNIST's stroke width as a fraction of the digit's longer side (app.imaging.strokes.stroke_width at
 # the cut's scale): its pens span about (low, high); strokes outside that band are brought
 # to the (low, high) weight of MNIST's pens just inside it, so a hairline or a marker comes
 # out as a thin or bold MNIST digit, and MNIST's own digits are left as they are.
@@ -99,96 +94,7 @@ MNIST_STROKE = (0.075, 0.25)
 MNIST_STROKE_TARGET = (0.125, 0.18)
 # Below this many pixels the width of a stroke cannot be measured well enough to change it.
 MIN_REWEIGHT_PX = 24
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk with its CRC: the file is complete
-_SMALL_PNG_PIXELS = 64 * 64
-_RASTER_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (_PNG_SIGNATURE, "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-    (b"II+\x00", "TIFF"),  # BigTIFF
-    (b"MM\x00+", "TIFF"),
-)
-_DOCUMENT_SIGNATURES = (b"%PDF", b"%!PS")
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
-_SNIFF_BYTES = 512
 _NORMAL_CHOLESKY = cv2.DECOMP_NORMAL | cv2.DECOMP_CHOLESKY
-
-
-def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode the first frame of a PNG, JPEG, WebP, BMP, GIF or TIFF, upright per its EXIF.
-
-    The size is checked from the header before any pixel is decoded. Colour JPEGs come back
-    greyscale and possibly at 1/2-1/8 scale (never below ``DRAFT_MIN_SIDE``): the digit needs
-    neither colour nor full resolution. Only ``app.errors`` exceptions leave this function.
-    """
-    return _load_image(data, max_pixels)[0]
-
-
-def _load_image(data: bytes, max_pixels: int) -> tuple[Image.Image, float]:
-    """``load_image``'s image, and how many upload pixels each of its pixels spans."""
-    image_format = sniff_format(data)
-    try:
-        # Pillow warns (and at twice the limit raises) about decompression bombs on open; both
-        # must become ImageTooLarge, not a log line. catch_warnings swaps the process-wide
-        # filter list; two threads racing here can at worst leave this same filter installed.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=(image_format,))
-            _check_pixels(*image.size, max_pixels)
-            full_width = image.size[0]
-            if image_format == "JPEG":
-                _draft_greyscale(image)
-            image.load()
-            scale = full_width / image.size[0]
-            ImageOps.exif_transpose(image, in_place=True)
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge() from exc
-    except Exception as exc:  # Pillow signals corrupt data with many unrelated types
-        raise InvalidImage(
-            f"The upload looks like {image_format} but could not be decoded: it may be "
-            "truncated or corrupt."
-        ) from exc
-    return image, scale
-
-
-def to_grayscale(image: Image.Image) -> np.ndarray:
-    """Return a 2-D uint8 array of luminance for any Pillow mode.
-
-    Transparency is flattened onto a background that contrasts the opaque strokes, so a
-    drawing exported from a transparent canvas stays a drawing whatever colour its ink is.
-    Wide integer and float modes are scaled by their nominal range, not stretched per image,
-    so a blank 16-bit scan stays blank. A decoded image whose metadata Pillow cannot convert
-    (a malformed ``tRNS`` chunk, found by make fuzz) is an InvalidImage like any corrupt file.
-    """
-    try:
-        return _luminance(image)
-    except (ValueError, TypeError, OSError) as exc:
-        raise InvalidImage(
-            "The image could not be converted to greyscale: it may be corrupt."
-        ) from exc
-
-
-def _luminance(image: Image.Image) -> np.ndarray:
-    mode = image.mode
-    if mode == "L" and "transparency" not in image.info:
-        return np.asarray(image)
-    if mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in image.info:
-        rgba = np.asarray(image.convert("RGBA"))
-        return _flatten_alpha(cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY), rgba[..., 3])
-    if mode.startswith("I") or mode == "F":
-        return _scale_to_uint8(np.asarray(image), sixteen_bit=mode.startswith("I;16"))
-    try:
-        return np.asarray(image.convert("L"))
-    except ValueError:  # modes without a direct conversion (LAB, HSV)
-        return np.asarray(image.convert("RGB").convert("L"))
 
 
 def normalize_digit(gray: np.ndarray) -> np.ndarray:
@@ -206,195 +112,13 @@ def normalize_digit(gray: np.ndarray) -> np.ndarray:
     return normalize_located(locate_ink(gray))
 
 
-def preprocess_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Bytes of any supported image -> (28, 28, 1) float32 model input in [0, 1]."""
-    return normalize_digit(decode_grayscale(data, max_pixels))[..., np.newaxis]
-
-
-def preprocess_naive(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Greyscale, squash to 28x28, scale to [0, 1]: for callers who send MNIST-format images.
-
-    Nothing is inverted, cropped or centred, so a photo comes out as the model would see it
-    without normalisation (``?preprocess=none``).
-    """
-    gray = decode_grayscale(data, max_pixels)
+def squash_to_mnist(gray: np.ndarray) -> np.ndarray:
+    """Squash to 28x28 and scale to [0, 1], nothing else: for callers who send MNIST-format
+    images (``?preprocess=none``). Nothing is inverted, cropped or centred, so a photo comes
+    out as the model would see it without normalisation."""
     if gray.shape != (MNIST_SIZE, MNIST_SIZE):
         gray = cv2.resize(gray, (MNIST_SIZE, MNIST_SIZE), interpolation=cv2.INTER_AREA)
-    return (gray / np.float32(255))[..., np.newaxis]
-
-
-def to_png_bytes(x: np.ndarray) -> bytes:
-    """Encode a (28, 28) or (28, 28, 1) image in [0, 1] as an 8-bit greyscale PNG."""
-    pixels = np.asarray(x, dtype=np.float32)
-    if pixels.ndim == 3:
-        pixels = pixels[..., 0]
-    gray = np.clip(np.rint(pixels * 255), 0, 255).astype(np.uint8)
-    ok, encoded = cv2.imencode(".png", gray)
-    if not ok:
-        raise ValueError(f"could not encode an array of shape {x.shape} as PNG")
-    return encoded.tobytes()
-
-
-# --- decoding -------------------------------------------------------------------------------
-
-
-def decode_grayscale(data: bytes, max_pixels: int) -> np.ndarray:
-    gray = _decode_small_grey_png(data, max_pixels)
-    return gray if gray is not None else to_grayscale(load_image(data, max_pixels=max_pixels))
-
-
-def decode_grayscale_scaled(data: bytes, max_pixels: int) -> tuple[np.ndarray, float]:
-    """``decode_grayscale``'s picture, and how many of the upload's (upright) pixels each of
-    its pixels spans: a JPEG may be decoded at 1/2-1/8 scale, and /read's boxes are given in
-    the upload's own pixels."""
-    gray = _decode_small_grey_png(data, max_pixels)
-    if gray is not None:
-        return gray, 1.0
-    image, scale = _load_image(data, max_pixels)
-    return to_grayscale(image), scale
-
-
-def _decode_small_grey_png(data: bytes, max_pixels: int) -> np.ndarray | None:
-    """The pixels of a small, complete, plain 8-bit greyscale PNG (MNIST's format), else None.
-
-    Pillow spends ~50 µs of fixed cost on any PNG, OpenCV ~8 µs: for a 28x28 upload that is
-    most of the request. Anything less plain (colour, 16 bit, transparency, an EXIF
-    orientation, a missing IEND) takes the Pillow path, which also owns the error messages.
-    """
-    size = png_size(data)
-    if size is None or not data.endswith(_PNG_END):
-        return None
-    width, height = size
-    depth_and_colour_type = data[24:26]
-    if width * height > min(_SMALL_PNG_PIXELS, max_pixels) or depth_and_colour_type != b"\x08\x00":
-        return None
-    if b"tRNS" in data or b"eXIf" in data or not _png_chunks_fit(data):
-        return None
-    gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    return gray if gray is not None and gray.shape == (height, width) else None
-
-
-def _png_chunks_fit(data: bytes) -> bool:
-    """True when every chunk's declared length lies inside ``data``.
-
-    OpenCV's PNG reader allocates a chunk's declared length before reading it: a 254-byte
-    upload claiming a 4 GB IDAT made it allocate 4 GB (found by tests/hardening). Pillow reads
-    such a file in bounded pieces, so anything that does not add up goes that way instead.
-    """
-    pos, end = 8, len(data)
-    while pos + 12 <= end:
-        pos += 12 + int.from_bytes(data[pos : pos + 4], "big")  # length, type, data, CRC
-    return pos == end
-
-
-def png_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG's header, or None if ``data`` does not start like a PNG."""
-    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
-
-
-def refuse_early(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-    """Raise the ImageError that the first bytes of ``data`` already justify, if any.
-
-    Empty files, text, documents, unknown formats and PNGs whose header claims more than
-    ``max_pixels``: the service checks these on the event loop, in microseconds, rather than
-    letting them wait for a decoding thread (in the soak they waited ~300 ms behind photos).
-    """
-    sniff_format(data)
-    size = png_size(data)
-    if size is not None:
-        _check_pixels(*size, max_pixels)
-
-
-def _check_pixels(width: int, height: int, max_pixels: int) -> None:
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"The image is {width}x{height} pixels; at most {max_pixels:,} are accepted."
-        )
-
-
-def sniff_format(data: bytes) -> str:
-    """Name the Pillow plugin for ``data``, so that only that decoder ever sees it.
-
-    Raises InvalidImage (empty, unknown) or UnsupportedMediaType (a document) from the first
-    bytes alone.
-
-    Restricting Pillow to six formats keeps rarely used (and Ghostscript-backed) decoders
-    away from untrusted uploads, and lets documents be refused as 415 rather than 400.
-    """
-    if not data:
-        raise InvalidImage("The upload is empty.")
-    head = data[:_SNIFF_BYTES]
-    if head.startswith(_DOCUMENT_SIGNATURES) or head[4:8] == b"ftyp" or _looks_like_text(head):
-        raise UnsupportedMediaType()
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    for signature, image_format in _RASTER_SIGNATURES:
-        if head.startswith(signature):
-            return image_format
-    raise InvalidImage("The upload is not a PNG, JPEG, WebP, BMP, GIF or TIFF image.")
-
-
-def _looks_like_text(head: bytes) -> bool:
-    """True for UTF-8 without control characters: SVG, HTML, XML, JSON, CSV, prose."""
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 3:  # not just a character cut in two at the sniff limit
-            return False
-        text = head[: exc.start].decode("utf-8")
-    return bool(text.strip()) and _CONTROL_CHARS.search(text) is None
-
-
-def _draft_greyscale(image: Image.Image) -> None:
-    """Ask libjpeg for luma only, at the smallest DCT scale that keeps DRAFT_MIN_SIDE."""
-    width, height = image.size
-    scale = DRAFT_MIN_SIDE / max(width, height)
-    image.draft("L", (max(1, int(width * scale)), max(1, int(height * scale))))
-
-
-def _flatten_alpha(luma: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composite over white if the opaque strokes are dark, over black if they are light.
-
-    When most of the picture is opaque it is a photo with transparent margins rather than
-    strokes, and the margins take the picture's own mean level so they do not look like ink.
-    """
-    if cv2.minMaxLoc(alpha)[0] == 255:
-        return luma
-    opaque = cv2.threshold(alpha, 127, 255, cv2.THRESH_BINARY)[1]
-    coverage = cv2.countNonZero(opaque) / opaque.size
-    if coverage == 0:
-        return np.full_like(luma, 255)  # nothing drawn: a blank canvas
-    stroke_level = cv2.mean(luma, mask=opaque)[0]
-    contrasting = 255.0 if stroke_level < 128 else 0.0
-    background = stroke_level if coverage > 0.5 else contrasting
-    weight = alpha.astype(np.float32) / np.float32(255)
-    blended = background + (luma.astype(np.float32) - background) * weight
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-
-
-def _scale_to_uint8(pixels: np.ndarray, *, sixteen_bit: bool) -> np.ndarray:
-    """Map 16-bit, 32-bit and float samples to 0..255 by the range their values imply."""
-    values = pixels.astype(np.float32)
-    if sixteen_bit:
-        top = 65535.0
-    else:
-        low, high = float(values.min()), float(values.max())
-        if low >= 0 and high <= 1 and pixels.dtype.kind == "f":
-            top = 1.0
-        elif low >= 0 and high <= 255:
-            top = 255.0
-        elif low >= 0 and high <= 65535:
-            top = 65535.0
-        else:  # arbitrary range: stretch it
-            values -= low
-            top = max(high - low, 1e-12)
-    return np.clip(np.rint(values * (255 / top)), 0, 255).astype(np.uint8)
-
-
-# --- normalisation --------------------------------------------------------------------------
+    return gray / np.float32(255)
 
 
 def already_mnist(gray: np.ndarray) -> np.ndarray | None:
@@ -418,8 +142,8 @@ def already_mnist(gray: np.ndarray) -> np.ndarray | None:
 def _shrink(gray: np.ndarray, longest: int) -> np.ndarray:
     """Shrink by the whole factor that brings the longer side closest to ``longest``.
 
-    Whole factors put OpenCV's area filter on its fast path: ~25 µs instead of ~1 ms for a
-    500x440 image halved (measured on this service's CPU), for the same box average.
+    Whole factors put OpenCV's area filter on its fast path, many times faster than a
+    fractional factor for the same box average.
     """
     factor = min(round(max(gray.shape) / longest), min(gray.shape))  # keep at least 1 px
     if factor <= 1:
@@ -610,7 +334,7 @@ def _fit_page(thumb: np.ndarray) -> np.ndarray:
     quadratic captures; fitting it while repeatedly dropping outliers (ink of either
     polarity) keeps even a bold digit filling a third of the frame out of the estimate. It
     only decides which way the ink goes: a shadow's hard edge is beyond any smooth surface,
-    and is left to ``app.lighting``.
+    and is left to ``app.imaging.lighting``.
     """
     if thumb.size < 64:  # too few pixels to fit lighting to: call the page flat
         return np.full(thumb.shape, np.median(thumb), np.float32)
@@ -621,8 +345,8 @@ def _fit_page(thumb: np.ndarray) -> np.ndarray:
     for _ in range(3):
         spread = max(1.4826 * _quantile(np.abs(residual[kept]), 0.5), 2.0)
         kept = np.abs(residual) < 2.5 * spread
-        # OpenCV's Cholesky on the 6x6 normal equations: ~15x faster than np.linalg.lstsq,
-        # whose LAPACK threads cost more than this tiny problem.
+        # OpenCV's Cholesky on the 6x6 normal equations, not np.linalg.lstsq, whose LAPACK
+        # threads cost more than this tiny problem.
         solved, coefficients = cv2.solve(terms[kept], values[kept], flags=_NORMAL_CHOLESKY)
         if not solved:  # degenerate thumbnail (a single row or column): least-norm solution
             coefficients = cv2.solve(terms[kept], values[kept], flags=cv2.DECOMP_SVD)[1]
@@ -768,7 +492,7 @@ def ink_mask(
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
-    """A sample quantile by partial sort: np.percentile costs ~10x more on arrays this small."""
+    """A sample quantile by partial sort: np.percentile costs far more on arrays this small."""
     k = int(q * (values.size - 1))
     return float(np.partition(values.ravel(), k)[k])
 

@@ -1,4 +1,4 @@
-"""Real-photo hazards in app.preprocessing: hard shadows, notebook lines, pens of any width."""
+"""Real-photo hazards in app.imaging: hard shadows, notebook lines, pens of any width."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ import cv2
 import numpy as np
 import pytest
 
-from app import preprocessing
-from app.errors import NoDigitFound
-from app.lighting import flat_field_ink
-from app.preprocessing import MIN_INK_CONTRAST, normalize_digit, preprocess_image
-from app.strokes import remove_lines, stroke_width
+from app.imaging import normalize
+from app.imaging.errors import NoDigitFound
+from app.imaging.lighting import flat_field_ink
+from app.imaging.normalize import MIN_INK_CONTRAST, normalize_digit
+from app.imaging.prepare import preprocess_image
+from app.imaging.strokes import remove_lines, stroke_width
 from digit_photos.notebook import notebook_photo
-from tests.app.test_preprocessing import similarity
+from tests.app.imaging.test_decode_and_normalize import similarity
 
-SAMPLE = Path(__file__).parents[1] / "data" / "mnist_sample.npz"
+SAMPLE = Path(__file__).parents[2] / "data" / "mnist_sample.npz"
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +195,7 @@ def test_hairline_and_marker_come_out_at_mnist_weight(
         x = normalize_digit(page)
         measured.append(stroke_width(((x > 0.5) * 255).astype(np.uint8)))
     with monkeypatch.context() as patch:
-        patch.setattr(preprocessing, "MNIST_STROKE", (0.0, np.inf))  # no reweighting
+        patch.setattr(normalize, "MNIST_STROKE", (0.0, np.inf))  # no reweighting
         for digit in digits[20:40]:
             x = normalize_digit(pen(digit, change))
             untouched.append(stroke_width(((x > 0.5) * 255).astype(np.uint8)))
@@ -208,7 +209,7 @@ def test_hairline_and_marker_come_out_at_mnist_weight(
 def test_mnist_weight_strokes_are_left_alone(digits: np.ndarray, monkeypatch: pytest.MonkeyPatch):
     pages = [pen(d, 0) for d in digits[40:60]]
     with_reweighting = [normalize_digit(p) for p in pages]
-    monkeypatch.setattr(preprocessing, "MNIST_STROKE", (0.0, np.inf))
+    monkeypatch.setattr(normalize, "MNIST_STROKE", (0.0, np.inf))
     without = [normalize_digit(p) for p in pages]
     same = [np.array_equal(a, b) for a, b in zip(with_reweighting, without, strict=True)]
     assert np.mean(same) >= 0.9

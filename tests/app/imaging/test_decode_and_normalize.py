@@ -1,4 +1,4 @@
-"""app/preprocessing.py: decoding, its errors, and MNIST-style normalisation of real digits."""
+"""app/imaging: decoding, its errors, and MNIST-style normalisation of real digits."""
 
 from __future__ import annotations
 
@@ -14,25 +14,22 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from app import preprocessing
-from app.errors import (
+from app.api.handlers import image_status
+from app.imaging import normalize
+from app.imaging.decode import load_image, to_grayscale
+from app.imaging.encode import to_png_bytes
+from app.imaging.errors import (
     ImageError,
     ImageTooLarge,
     InvalidImage,
     NoDigitFound,
     UnsupportedMediaType,
 )
-from app.preprocessing import (
-    load_image,
-    normalize_digit,
-    preprocess_image,
-    preprocess_naive,
-    to_grayscale,
-    to_png_bytes,
-)
+from app.imaging.normalize import normalize_digit
+from app.imaging.prepare import preprocess_image, preprocess_naive
 from digit_photos import KINDS, encode_png, photograph
 
-SAMPLE = Path(__file__).parents[1] / "data" / "mnist_sample.npz"
+SAMPLE = Path(__file__).parents[2] / "data" / "mnist_sample.npz"
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +117,9 @@ def assert_model_input(x: np.ndarray, shape: tuple[int, ...] = (28, 28, 1)) -> N
     ("error", "status"),
     [(InvalidImage, 400), (UnsupportedMediaType, 415), (ImageTooLarge, 413), (NoDigitFound, 422)],
 )
-def test_errors_carry_their_http_status_and_a_detail(error: type[ImageError], status: int):
+def test_errors_carry_a_reason_the_api_maps_to_a_status(error: type[ImageError], status: int):
     assert issubclass(error, ImageError)
-    assert error.status_code == status
+    assert image_status(error()) == status
     assert error().detail
     assert error("custom").detail == "custom" == str(error("custom"))
 
@@ -364,7 +361,7 @@ def test_fast_path_matches_the_general_path(digits: np.ndarray, monkeypatch: pyt
     Not quite always: it drops a stray dot as a speck, and a centre of mass sitting right
     between two pixels may round the other way.
     """
-    monkeypatch.setattr(preprocessing, "already_mnist", lambda gray: None)
+    monkeypatch.setattr(normalize, "already_mnist", lambda gray: None)
     agreement = np.array([np.corrcoef(normalize_digit(d).ravel(), d.ravel())[0, 1] for d in digits])
     assert np.median(agreement) > 0.995
     assert np.mean(agreement > 0.95) >= 0.95

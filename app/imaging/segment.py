@@ -3,7 +3,7 @@
 Reading a number is two problems that need each other: where one digit ends depends on what
 the digits are (a 5 whose bar came loose is one digit; a 1 against a 3 is two), and what a
 digit is depends on where it was cut. So the segmenter does not decide alone. It proposes
-(``propose``): it finds the ink exactly as /predict does (``app.preprocessing.locate_ink``:
+(``propose``): it finds the ink exactly as /predict does (``app.imaging.normalize.locate_ink``:
 lighting, polarity, printed lines), splits it into connected pieces, sets aside what is not
 digit-sized (a dash, a comma, a stray dot, a box drawn around the number), merges what is
 surely one digit (a small piece above or below a bigger one), and for every group that could
@@ -30,9 +30,9 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
-from app import strokes
-from app.errors import NoDigitFound
-from app.preprocessing import (
+from app.imaging import strokes
+from app.imaging.errors import NoDigitFound
+from app.imaging.normalize import (
     LitRegion,
     Located,
     already_mnist,
@@ -49,7 +49,7 @@ from app.preprocessing import (
 VERTICAL_LINE_RUN = 0.97
 # One pen writes a number, but not every digit as firmly: ink is at least this fraction as
 # strong as the strongest strokes (a single digit's normaliser asks for more, see
-# app.preprocessing.INK_FRACTION).
+# app.imaging.normalize.INK_FRACTION).
 LINE_INK_FRACTION = 0.3
 # Pieces smaller than this many pixels (on the located copy) are dust.
 MIN_PIECE_PX = 4

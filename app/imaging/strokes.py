@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.lighting import odd
+from app.imaging.lighting import odd
 
 # A line may drift across its own direction by this much per pixel along it (about 6 degrees),
 # so a page photographed slightly askew, or in slight perspective, still has straight lines.

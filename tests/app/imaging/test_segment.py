@@ -1,4 +1,4 @@
-"""app.segmentation: a photo of a number -> candidate digits, marks, and the reading chosen.
+"""app.imaging.segment: a photo of a number -> candidate digits, marks, and the reading chosen.
 
 Model-free: the geometry is checked against the ink boxes ``digit_photos.numbers`` records,
 and the choice against confidences given by hand. Reading through the model is tested over
@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from app import segmentation
-from app.errors import NoDigitFound
-from app.preprocessing import decode_grayscale_scaled
-from app.segmentation import Box, Candidate, MarkKind, Proposal, choose, digits_beside, propose
+from app.imaging import segment
+from app.imaging.decode import decode_grayscale_scaled
+from app.imaging.errors import NoDigitFound
+from app.imaging.segment import Box, Candidate, MarkKind, Proposal, choose, digits_beside, propose
 from digit_photos.numbers import number_digits, number_photo
 
 
@@ -73,7 +73,7 @@ def test_touching_digits_are_cut_apart_among_the_candidates(mnist_sample):
     merged = parted = 0
     for photo in photos(mnist_sample, "touching", "plain", length=2, count=12, seed=1):
         gray, scale = decode_grayscale_scaled(photo.data, 40_000_000)
-        line = segmentation._split_line(segmentation.locate_number(gray).ink)
+        line = segment._split_line(segment.locate_number(gray).ink)
         if len(line.groups) != 1:
             continue  # this pair was left just apart
         merged += 1
@@ -134,7 +134,7 @@ def test_a_loose_piece_above_a_digit_is_merged_into_it():
     cv2.ellipse(page, (200, 180), (55, 50), 0, -120, 160, 30, 12, cv2.LINE_AA)  # the bowl
     cv2.line(page, (160, 70), (160, 125), 30, 12, cv2.LINE_AA)  # the stem
     cv2.line(page, (175, 50), (250, 50), 30, 12, cv2.LINE_AA)  # the loose bar
-    line = segmentation._split_line(segmentation.locate_number(page).ink)
+    line = segment._split_line(segment.locate_number(page).ink)
     assert len(line.groups) == 1
     assert not line.marks
     proposal = propose(page)
@@ -212,7 +212,7 @@ def test_a_unit_no_candidate_covers_is_skipped():
 
 def test_digits_side_by_side_are_seen_as_several(mnist_sample):
     seen = [
-        segmentation.normalize_counted(decode_grayscale_scaled(photo.data, 10**8)[0])[1]
+        segment.normalize_counted(decode_grayscale_scaled(photo.data, 10**8)[0])[1]
         for photo in photos(mnist_sample, "separated", "plain", length=3, count=8, seed=5)
     ]
     assert sum(count >= 2 for count in seen) >= 7, seen
@@ -222,9 +222,7 @@ def test_one_digit_is_one(mnist_sample):
     from digit_photos import photograph
 
     counts = [
-        segmentation.normalize_counted(decode_grayscale_scaled(photograph(x, "jpeg", i), 10**8)[0])[
-            1
-        ]
+        segment.normalize_counted(decode_grayscale_scaled(photograph(x, "jpeg", i), 10**8)[0])[1]
         for i, x in enumerate(mnist_sample.x_test[:40])
     ]
     assert counts == [1] * 40
@@ -236,7 +234,7 @@ def test_a_digit_broken_in_two_is_not_several():
     cv2.line(page, (110, 60), (90, 170), 30, 12, cv2.LINE_AA)
     cv2.line(page, (90, 170), (150, 170), 30, 12, cv2.LINE_AA)
     cv2.line(page, (175, 80), (175, 240), 30, 12, cv2.LINE_AA)
-    ink = segmentation.locate_ink(page).ink
+    ink = segment.locate_ink(page).ink
     assert digits_beside(ink, (0, 0, ink.shape[1], ink.shape[0])) == 0
 
 
@@ -259,4 +257,4 @@ def test_only_candidates_cut_out_of_shared_ink_count_as_cut():
         candidates=(candidate(0, 1), candidate(1, 2), candidate(2, 3)),
         cuts=(0.0, 0.0, 0.3, 0.0),  # units 1 and 2 share ink; 0 stands apart
     )
-    assert [segmentation.cut_through_ink(proposal, i) for i in range(3)] == [False, True, True]
+    assert [segment.cut_through_ink(proposal, i) for i in range(3)] == [False, True, True]
