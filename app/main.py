@@ -29,8 +29,9 @@ from app.api import health, metrics, model, oip, page, predict, read, tfserving
 from app.api.handlers import install_exception_handlers
 from app.api.limits import UploadLimit
 from app.api.model import describe_model
-from app.inference import BatchingPredictor, LoadedModel, ModelLoadError, load_model, warm_up
 from app.observability import Metrics, RequestObserver, configure_logging
+from app.runtime.batcher import BatchingPredictor
+from app.runtime.loading import LoadedModel, ModelLoadError, load_model, warm_up
 from app.schemas import restore_null_digits
 from app.settings import Settings, get_settings
 from app.verdicts import InvalidOperatingPoints, OperatingPoints, resolve_operating_points

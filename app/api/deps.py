@@ -13,8 +13,9 @@ import anyio
 from fastapi import Depends, HTTPException, Request
 from starlette.datastructures import State
 
-from app.inference import BatchingPredictor, LoadedModel
 from app.observability import Metrics
+from app.runtime.batcher import BatchingPredictor
+from app.runtime.loading import LoadedModel
 from app.settings import Settings
 from app.verdicts import OperatingPoints
 

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import RETRY_AFTER_S
 from app.errors import ImageError
-from app.inference import InferenceFailed, Overloaded, PredictorClosed
+from app.runtime.batcher import InferenceFailed, Overloaded, PredictorClosed
 from app.tensors import ProtocolError
 
 logger = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.images import decodes_inline
-from app.inference import BatchingPredictor
 from app.main import create_app
+from app.runtime.batcher import BatchingPredictor
 from app.schemas import BatchItem, Prediction
 from app.settings import Settings
 from app.verdicts import DEFAULT_POINTS
