@@ -24,13 +24,9 @@ import tensorflow as tf
 from contract import METADATA_FILE, REPORT_DIR, SIGNATURE, TFLITE_FILE, check_written
 from training import calibrate
 from training.data import Mnist
-from training.evaluate import (
-    evaluate_probabilities,
-    format_evaluation,
-    predict_tflite,
-    saved_model_predictor,
-)
+from training.evaluate import predict_tflite, saved_model_predictor
 from training.export import export_version, write_check_batch, write_json
+from training.metrics import evaluate_probabilities, format_evaluation
 from training.negatives import Negatives, available_held_out_kinds, load_negatives, mnist_frame
 from training.negatives import render_ink as render_negative_ink
 from training.report import write_report

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.api.deps import NOT_READY, NOT_READY_HEADERS, RETRY_AFTER_S
 from app.api.uploads import BadUpload, UploadReason
 from app.imaging.errors import ImageError, Reason
-from app.inference import InferenceFailed, Overloaded, PredictorClosed
+from app.runtime.batcher import InferenceFailed, Overloaded, PredictorClosed
 from app.service import NotReady
 from app.tensors import ProtocolError
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import ValidationError
 
 from app.api.deps import ServiceDep
-from app.inference import LoadedModel
+from app.runtime.loading import LoadedModel
 from app.schemas import ErrorResponse, ModelInfo, OperatingPointsInfo
 from app.verdicts import METADATA_KEY, OperatingPoints
 

@@ -29,8 +29,8 @@ from app.imaging import prepare
 from app.imaging.decode import sniff
 from app.imaging.errors import ImageError
 from app.imaging.prepare import decodes_inline
-from app.inference import BatchingPredictor
 from app.main import create_app
+from app.runtime.batcher import BatchingPredictor
 from app.schemas import BatchItem, Prediction
 from app.settings import Settings
 from app.verdicts import DEFAULT_POINTS

@@ -3,7 +3,7 @@
 tests/app/test_server.py already covers a *missing* model directory (one line, non-zero exit);
 here a model that exists but cannot be loaded must end the same way. A new version appearing
 while serving is ignored: the model is loaded once, in the lifespan, and a restart is what picks
-up the newest (which tests/app/test_inference.py checks for ``load_model``). SIGTERM while
+up the newest (which tests/app/runtime/test_loading.py checks for ``load_model``). SIGTERM while
 requests are in flight lets them finish, refuses new connections, and exits once they are done
 or after ``--timeout-graceful-shutdown`` at the latest, even if a client never finishes.
 """

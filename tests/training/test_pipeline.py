@@ -14,12 +14,8 @@ from contract import versions
 from tests.conftest import FIXTURE_NEGATIVES, FIXTURE_VALIDATION
 from training import calibrate, export
 from training.__main__ import main as training_main
-from training.evaluate import (
-    evaluate_probabilities,
-    predict_saved_model,
-    predict_tflite,
-    resolve_version_dir,
-)
+from training.evaluate import predict_saved_model, predict_tflite, resolve_version_dir
+from training.metrics import evaluate_probabilities
 from training.models import build_seed
 from training.train import augment_batch, scale_images, split_validation
 

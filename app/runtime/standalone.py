@@ -17,19 +17,19 @@ it serves the trained model must not become ready.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 from pydantic import ValidationError
 
-from app.compiled import MAX_DIFFERENCE, CompilationFailed, LiteRunner, read_compiled
-from app.inference import (
+from app.runtime.litert import MAX_DIFFERENCE, LiteRunner, TFLiteUnusable, read_tflite
+from app.runtime.loading import (
     TRAIN_HINT,
     LoadedModel,
     ModelLoadError,
     find_latest_version,
-    logger,
     read_metadata,
     version_name,
 )
@@ -44,6 +44,8 @@ from contract import (
     ModelMetadata,
     TFLiteRecord,
 )
+
+logger = logging.getLogger(__name__)
 
 REEXPORT_HINT = (
     "Retrain with this version's `make train`, or serve the SavedModel with "
@@ -81,8 +83,8 @@ def load_standalone(path: Path, *, threads: int = 1) -> LoadedModel:
             f"{METADATA_FILE} records {record.sha256[:12]}.... {TRAIN_HINT}"
         )
     try:
-        runner = read_compiled(model_file, threads)
-    except CompilationFailed as exc:
+        runner = read_tflite(model_file, threads)
+    except TFLiteUnusable as exc:
         raise ModelLoadError(f"{model_file} could not be loaded ({exc}). {TRAIN_HINT}") from exc
     if runner is None:  # removed between the lookup and the read
         raise ModelLoadError(f"No model found: {model_file} is missing. {TRAIN_HINT}")
@@ -104,8 +106,8 @@ def load_standalone(path: Path, *, threads: int = 1) -> LoadedModel:
         metadata=metadata,
         version=version_name(version_dir, metadata),
         path=version_dir,
-        compiled=runner,
-        compiled_source=f"{TFLITE_FILE} (sha256 and check batch verified)",
+        tflite=runner,
+        tflite_source=f"{TFLITE_FILE} (sha256 and check batch verified)",
     )
 
 

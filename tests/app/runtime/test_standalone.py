@@ -19,19 +19,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.inference import LoadedModel, ModelLoadError, load_model
+from app.runtime.loading import LoadedModel, ModelLoadError, load_model
 from contract import CHECK_FILE
-from tests.app.tflite_models import uniform_tflite
+from tests.app.runtime.tflite_models import uniform_tflite
 from tests.servers import REPO, server_env, uvicorn_process, wait_until_ready
 
 # A directory that shadows TensorFlow and Keras with packages that refuse to import: a process
 # with it first on PYTHONPATH proves it never imports them.
 BLOCKER = "raise ImportError('blocked: this process must not import TensorFlow or Keras')\n"
-
-
-@pytest.fixture(scope="module")
-def digits(mnist_sample) -> np.ndarray:
-    return (mnist_sample.x_test[:64, ..., np.newaxis] / 255).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +168,7 @@ def test_restoring_the_saved_model_without_tensorflow_says_what_to_set(
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from app.inference import ModelLoadError, load_model\n"
+        "from app.runtime.loading import ModelLoadError, load_model\n"
         "try:\n"
         f"    load_model(Path({str(model_dir)!r}), backend='tflite')\n"
         "except ModelLoadError as exc:\n"
