@@ -21,7 +21,7 @@ import numpy as np
 from prometheus_client import multiprocess
 
 from app.imaging.errors import ImageError
-from app.imaging.prepare import ImagePreparer, Preprocess
+from app.imaging.prepare import ImagePreparer, Prepared, Preprocess
 from app.imaging.segment import Box, Mark, Proposal, choose, cut_through_ink
 from app.observability import Metrics
 from app.runtime.batcher import BatchingPredictor
@@ -218,7 +218,7 @@ class DigitService:
         probabilities = (await self.predict(prepared.image[np.newaxis]))[0]
         inferred_at = time.perf_counter()
         judged = self.judge(probabilities)
-        if await self._several(data, prepared.digits_seen, judged):
+        if await self._several(data, prepared, judged):
             judged = several(judged)
         self.metrics.count_predictions((judged,))
         return Answer(judged, probabilities, prepared.image), Stages(prepared_at, inferred_at)
@@ -243,7 +243,7 @@ class DigitService:
                 continue
             prepared, row = next(rows)
             judged = self.judge(row)
-            if await self._several(data, prepared.digits_seen, judged):
+            if await self._several(data, prepared, judged):
                 judged = several(judged)
             judgements.append(judged)
             answers.append(Answer(judged, row, prepared.image))
@@ -282,14 +282,19 @@ class DigitService:
             verdict = NumberVerdict.number
         return NumberRead(verdict, digits, not_digits, proposal.marks, len(proposal.candidates))
 
-    async def _several(self, data: bytes, digits_seen: int, judged: Judgement) -> bool:
+    async def _several(self, data: bytes, prepared: Prepared, judged: Judgement) -> bool:
         """Whether an upload whose answer is not a sure digit holds several digits side by
         side: only when /read's reading finds at least two sure ones, none cut out of shared
-        ink, so that a word or a scatter of blobs is not called a row of digits."""
-        if digits_seen <= 1 or judged.verdict is Verdict.digit:
+        ink, so that a word or a scatter of blobs is not called a row of digits. It starts
+        from the decoded picture when /predict kept it; a batch's item is decoded again."""
+        if prepared.digits_seen <= 1 or judged.verdict is Verdict.digit:
             return False
+        preparer = self.preparer
         try:
-            proposal = await self.preparer.propose_number(data)
+            if prepared.picture is not None:
+                proposal = await preparer.propose_number_from(prepared.picture)
+            else:
+                proposal = await preparer.propose_number(data)
         except ImageError:
             return False
         probabilities = await self.predict(proposal.images)

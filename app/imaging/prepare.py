@@ -59,6 +59,17 @@ class Prepared:
 
     image: np.ndarray
     digits_seen: int = 1
+    picture: Picture | None = None
+    """The decoded upload, kept (when asked for) only if several digits were seen: /read's
+    segmentation then starts from it instead of decoding the upload again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """A decoded upload: its greyscale pixels, and how many upload pixels each one spans."""
+
+    gray: np.ndarray
+    scale: float
 
 
 def prepare_image(
@@ -68,19 +79,23 @@ def prepare_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     sniffed: Sniffed | None = None,
     count_digits: bool = True,
+    keep_picture: bool = False,
 ) -> Prepared:
     """Bytes of any supported image -> the model's input; only ImageErrors leave it.
 
     ``count_digits`` also counts the digits that stand beside the one normalised (/predict
     answers ``several_digits`` on them); the serving protocols' image model does not ask.
+    ``keep_picture`` keeps the decoded upload when there are several: one upload's pixels
+    may be held a little longer, a batch's would add up, so only /predict asks.
     """
-    gray = decode_grayscale(data, max_pixels, sniffed)
+    gray, scale = decode_grayscale_scaled(data, max_pixels, sniffed)
     if preprocess is Preprocess.none:
         return Prepared(squash_to_mnist(gray)[..., np.newaxis])
     if not count_digits:
         return Prepared(normalize_digit(gray)[..., np.newaxis])
     image, count = normalize_counted(gray)
-    return Prepared(image[..., np.newaxis], count)
+    picture = Picture(gray, scale) if keep_picture and count > 1 else None
+    return Prepared(image[..., np.newaxis], count, picture)
 
 
 def preprocess_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -116,7 +131,9 @@ class ImagePreparer:
         sniffed = sniff(data, max_pixels=self.max_pixels)
         max_pixels = self.max_pixels
         return await self._run(
-            lambda: prepare_image(data, preprocess, max_pixels=max_pixels, sniffed=sniffed),
+            lambda: prepare_image(
+                data, preprocess, max_pixels=max_pixels, sniffed=sniffed, keep_picture=True
+            ),
             inline=decodes_inline(sniffed),
         )
 
@@ -165,6 +182,11 @@ class ImagePreparer:
             lambda: propose_number_in(data, max_pixels=max_pixels, sniffed=sniffed),
             inline=decodes_inline(sniffed),
         )
+
+    async def propose_number_from(self, picture: Picture) -> Proposal:
+        """The same candidates for an upload ``prepare`` has decoded already."""
+        inline = picture.gray.size <= INLINE_MAX_PIXELS
+        return await self._run(lambda: propose(picture.gray, picture.scale), inline=inline)
 
     async def _run(self, work: Callable[[], T], *, inline: bool) -> T:
         if inline:
