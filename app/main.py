@@ -30,7 +30,9 @@ from app.api.handlers import install_exception_handlers
 from app.api.limits import UploadLimit
 from app.api.model import describe_model
 from app.inference import BatchingPredictor, LoadedModel, ModelLoadError, load_model, warm_up
-from app.observability import Metrics, RequestObserver, configure_logging
+from app.observability.logs import configure_logging
+from app.observability.metrics import Metrics
+from app.observability.middleware import RequestObserver
 from app.schemas import restore_null_digits
 from app.settings import Settings, get_settings
 from app.verdicts import InvalidOperatingPoints, OperatingPoints, resolve_operating_points

@@ -14,7 +14,7 @@ from fastapi import Depends, HTTPException, Request
 from starlette.datastructures import State
 
 from app.inference import BatchingPredictor, LoadedModel
-from app.observability import Metrics
+from app.observability.metrics import Metrics
 from app.settings import Settings
 from app.verdicts import OperatingPoints
 

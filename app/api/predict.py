@@ -19,7 +19,7 @@ from app.api.deps import ServingDep
 from app.api.images import digits_read, prepare_counted, prepare_many_counted
 from app.api.uploads import multipart_body, read_uploads
 from app.errors import ImageError
-from app.observability import REQUEST_STARTED_KEY, add_log_fields
+from app.observability.middleware import REQUEST_STARTED_KEY, add_log_fields
 from app.preprocessing import to_png_bytes
 from app.schemas import (
     PREDICTION_EXAMPLES,

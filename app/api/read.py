@@ -16,7 +16,7 @@ from app.api.deps import ServingDep
 from app.api.images import propose_number
 from app.api.predict import IMAGE_ERRORS, png_base64, query_options, reading, timing
 from app.api.uploads import multipart_body, read_uploads
-from app.observability import add_log_fields
+from app.observability.middleware import add_log_fields
 from app.schemas import (
     NUMBER_EXAMPLES,
     Include,
