@@ -42,7 +42,7 @@ test: setup  ## the whole default test suite
 test-slow: setup  ## tests that need the full 60k MNIST
 	$(VENV)/bin/pytest -m slow
 
-lint: setup  ## ruff lint + format check + mypy (app/, training/)
+lint: setup  ## ruff lint + format check + mypy (app/, training/, contract/, service_harness/)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

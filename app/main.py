@@ -22,7 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api import health, metrics, model, oip, page, predict, read, tfserving
 from app.api.handlers import install_exception_handlers
 from app.api.limits import UploadLimit
-from app.observability import Metrics, RequestObserver, configure_logging
+from app.observability.logs import configure_logging
+from app.observability.metrics import Metrics
+from app.observability.middleware import RequestObserver
 from app.runtime.loading import ModelLoadError
 from app.schemas import restore_null_digits
 from app.service import DigitService

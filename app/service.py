@@ -23,7 +23,7 @@ from prometheus_client import multiprocess
 from app.imaging.errors import ImageError
 from app.imaging.prepare import ImagePreparer, Prepared, Preprocess
 from app.imaging.segment import Box, Mark, Proposal, choose, cut_through_ink
-from app.observability import Metrics
+from app.observability.metrics import Metrics
 from app.runtime.batcher import BatchingPredictor
 from app.runtime.loading import LoadedModel, load_model, warm_up
 from app.settings import Settings

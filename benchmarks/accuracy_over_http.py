@@ -29,8 +29,6 @@ import asyncio
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -41,10 +39,10 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from benchmarks.run import ROOT, free_port
 from contract import METADATA_FILE
 from digit_photos import KINDS, encode_png, photograph
 from digit_photos.notebook import NOTEBOOK_KINDS, SHADOW_OF_KIND, STYLES, notebook_photo
+from service_harness.process import serving
 
 # The benchmark's own non-digits: the held-out generators, with a seed that neither training
 # nor the choice of operating points used.
@@ -175,25 +173,8 @@ def render(digits: np.ndarray, make: Callable[[int, np.ndarray], bytes]) -> list
     return [make(i, d) for i, d in enumerate(digits)]
 
 
-def start_service(model_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "MODEL_DIR": str(model_dir), "ACCESS_LOG": "false", "LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/health/ready").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    return proc, url
+# The service as these benchmarks run it: one line per request would only slow it down.
+QUIET = {"ACCESS_LOG": "false", "LOG_LEVEL": "WARNING"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,11 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     x, y = mnist.x_test[: args.limit], mnist.y_test[: args.limit]
     meta = json.loads((resolve_version_dir(args.model_dir) / METADATA_FILE).read_text())
 
-    proc, url = start_service(args.model_dir)
     temperature = float(meta.get("calibration", {}).get("temperature", 1.0))
     digits: dict[str, dict[str, float]] = {}
     calibration: dict[str, dict[str, dict[str, float]]] = {}
-    try:
+    with serving(args.model_dir, settings=QUIET) as service:
+        url = service.url
         pngs = render(x, lambda i, d: encode_png(d))
         photos = render(x, lambda i, d: photograph(d, KINDS[i % len(KINDS)], seed=i))
         for label, images, params in [
@@ -277,9 +258,6 @@ def main(argv: list[str] | None = None) -> int:
                     ((answers.verdict[m] == "digit") & confident).mean()
                 ),
             }
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
     points = meta.get("operating_points", {})
     print(

@@ -9,8 +9,8 @@ Figures are medians over the repeats; the ratios are taken within each repeat.
 - cold start: ``docker start`` to the first successful /predict, the container runtime's own
   start-up included (the same for both images); the process alone, start to first prediction,
   is ``benchmarks.run``'s figure for ``service-litert`` against ``service``;
-- RSS: the serving process's resident set, sampled from the host's /proc during the load, and
-  its high-water mark (VmHWM) at the end;
+- RSS: the serving process's resident set, sampled from the host (psutil) during the load,
+  and its high-water mark (VmHWM) at the end;
 - requests/s: wrk at 32 clients posting a 28×28 PNG, and at 8 clients a 1000×750 JPEG photo.
 """
 
@@ -32,15 +32,13 @@ from pathlib import Path
 from benchmarks.run import (
     ROOT,
     RequestKind,
-    free_port,
     phone_photo_jpeg,
     post,
-    proc_cpu_seconds,
-    proc_status_mb,
     request_kinds,
     run_wrk,
     sample_digit,
 )
+from service_harness.process import cpu_seconds, free_port, peak_rss_mib, rss_mib
 
 IMAGES = {"full": "mnist-service:latest", "lite": "mnist-service:lite"}
 LOADS = (("png28", 32), ("jpeg1000x750", 8))
@@ -83,13 +81,13 @@ class Container:
         self.pid = int(docker("inspect", "--format", "{{.State.Pid}}", self.id))
 
     def rss_mb(self) -> float:
-        return proc_status_mb(self.pid, "VmRSS")
+        return rss_mib(self.pid)
 
     def peak_rss_mb(self) -> float:
-        return proc_status_mb(self.pid, "VmHWM")
+        return peak_rss_mib(self.pid)
 
     def cpu_seconds(self) -> float:
-        return proc_cpu_seconds(self.pid)
+        return cpu_seconds(self.pid)
 
     def stop(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.id], capture_output=True, check=False)

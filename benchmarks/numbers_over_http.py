@@ -29,6 +29,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,9 @@ from typing import Any
 import httpx
 import numpy as np
 
+from benchmarks.accuracy_over_http import QUIET
 from digit_photos.numbers import NumberPhoto, number_digits, number_photo
+from service_harness.process import serving
 
 # Numbers: a seed range per group of numbers, apart from every other benchmark seed.
 NUMBERS_SEED = 20_000_000
@@ -311,14 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import load_mnist
 
     mnist = load_mnist()
-    proc = None
-    url = args.url
-    if url is None:
-        from benchmarks.accuracy_over_http import start_service
-
-        proc, url = start_service(args.model_dir)
     results: dict[str, Any] = {"per_kind": args.per_kind, "kinds": {}}
-    try:
+    with ExitStack() as stack:
+        url = args.url
+        if url is None:
+            url = stack.enter_context(serving(args.model_dir, settings=QUIET)).url
         probe = httpx.post(f"{url}/read", files={"file": ("x.png", b"")}, timeout=60)
         if probe.status_code in (404, 405):
             print(f"{url}/read answers {probe.status_code}: this service has no POST /read")
@@ -344,10 +344,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         health = httpx.get(f"{url}/health/ready", timeout=10)
         results["service"] = health.json() if health.status_code == 200 else {}
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
 
     print(
         f"\n{args.per_kind} photos per kind of MNIST test digits; per digit: IoU ≥ {MATCH_IOU} "

@@ -32,7 +32,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,8 @@ from typing import Any
 import cv2
 import numpy as np
 from PIL import Image, ImageFilter
+
+from service_harness.process import NotReadyError, ServiceProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).with_name("request.lua")
@@ -264,12 +265,6 @@ def request_kinds(digit: np.ndarray, jpeg: bytes) -> dict[str, RequestKind]:
 # ---------------------------------------------------------------------------- servers
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def post(base_url: str, kind: RequestKind, timeout: float = 5.0) -> int:
     req = urllib.request.Request(
         base_url + kind.path, data=kind.body, method="POST", headers=kind.all_headers()
@@ -284,39 +279,17 @@ def post(base_url: str, kind: RequestKind, timeout: float = 5.0) -> int:
         return 0
 
 
-def proc_status_mb(pid: int, key: str) -> float:
-    """A memory line of /proc/<pid>/status (VmRSS, VmHWM) in MB; 0 once the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{key}:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU the process (all its threads) has used so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Server:
-    """One server process; ``cold_start_s`` is process start to first successful prediction.
+    """One server process; ``cold_start_s`` is process start to first successful request.
 
-    Its stderr goes to a file, not a pipe: nobody reads a pipe during the load, and a server
-    that logs (a traceback per failing request, say) would block on a full one and be
-    measured as slow.
+    Ready means it answered ``warmup`` with 200 (the references have no /health/ready); its
+    output goes to ``log``, not to a pipe nobody reads during the load.
     """
 
-    def __init__(self, name: str, model_dir: Path, warmup: RequestKind) -> None:
+    def __init__(self, name: str, model_dir: Path, warmup: RequestKind, log: Path) -> None:
         spec = SERVERS[name]
         self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        port = free_port()
         env = {
             **os.environ,
             "MODEL_DIR": str(model_dir),
@@ -326,44 +299,24 @@ class Server:
             "TF_CPP_MIN_LOG_LEVEL": "2",
             **spec.env,
         }
-        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            spec.command(model_dir, self.port),
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.stderr,
-        )
-        deadline = started + 120
-        while post(self.url, warmup, timeout=2) != 200:
-            if self.proc.poll() is not None or time.perf_counter() > deadline:
-                self._terminate()
-                self.stderr.seek(0)
-                err = self.stderr.read().decode(errors="replace")[-2000:]
-                self.stderr.close()
-                raise RuntimeError(f"{name} did not start:\n{err}")
-            time.sleep(0.02)
-        self.cold_start_s = time.perf_counter() - started
+        self.process = ServiceProcess(spec.command(model_dir, port), port=port, env=env, log=log)
+        self.url = self.process.url
+        try:
+            self.cold_start_s = self.process.wait_until_ready(
+                120, lambda url: post(url, warmup, timeout=2) == 200, poll_s=0.02
+            )
+        except NotReadyError as exc:
+            self.process.stop()
+            raise NotReadyError(f"{name} did not start: {exc}") from None
 
     def rss_mb(self) -> float:
-        return proc_status_mb(self.proc.pid, "VmRSS")
+        return self.process.rss_mib()
 
     def cpu_seconds(self) -> float:
-        return proc_cpu_seconds(self.proc.pid)
+        return self.process.cpu_seconds()
 
     def stop(self) -> None:
-        self._terminate()
-        self.stderr.close()
-
-    def _terminate(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.process.stop(timeout_s=20)
 
 
 def run_wrk(
@@ -591,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
                 mine = [p for p in points if p[0] == name]
                 if not mine:
                     continue
-                server = Server(name, args.model_dir, kinds[SERVERS[name].warmup])
+                log = Path(tmp) / f"{name}-{repeat + 1}.log"
+                server = Server(name, args.model_dir, kinds[SERVERS[name].warmup], log)
                 cold.setdefault(name, []).append(server.cold_start_s)
                 try:
                     for _, image, c in mine:

@@ -24,7 +24,7 @@ from app.api.served_models import (
     run_images,
     run_pixels,
 )
-from app.observability import REQUEST_ID_KEY, add_log_fields
+from app.observability.middleware import REQUEST_ID_KEY, add_log_fields
 from app.protocol_schemas import (
     INFER_REQUEST_SCHEMA,
     InferResponseBody,

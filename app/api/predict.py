@@ -19,7 +19,7 @@ from app.api.uploads import multipart_body, read_uploads
 from app.imaging.encode import png_base64
 from app.imaging.errors import ImageError
 from app.imaging.prepare import Preprocess
-from app.observability import REQUEST_STARTED_KEY, add_log_fields
+from app.observability.middleware import REQUEST_STARTED_KEY, add_log_fields
 from app.schemas import (
     PREDICTION_EXAMPLES,
     Alternative,

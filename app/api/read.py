@@ -16,7 +16,7 @@ from app.api.predict import IMAGE_ERRORS, query_options, reading, timing
 from app.api.uploads import multipart_body, read_uploads
 from app.imaging.encode import png_base64
 from app.imaging.segment import Box
-from app.observability import add_log_fields
+from app.observability.middleware import add_log_fields
 from app.schemas import (
     NUMBER_EXAMPLES,
     Include,

@@ -26,7 +26,7 @@ from app.api.served_models import (
     run_images,
     run_pixels,
 )
-from app.observability import add_log_fields
+from app.observability.middleware import add_log_fields
 from app.protocol_schemas import (
     PREDICT_REQUEST_SCHEMA,
     ModelStatus,

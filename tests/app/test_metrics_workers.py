@@ -42,8 +42,9 @@ def test_two_workers_count_every_request_once(
     png = encode_png(mnist_sample.x_test[0])
     settings = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "ACCESS_LOG": "false"}
     log = tmp_path / "server.log"
-    with uvicorn_process(model_root, log, settings, ["--workers", "2"]) as (process, url):
-        wait_until_ready(process, url, log)
+    with uvicorn_process(model_root, log, settings, ["--workers", "2"]) as server:
+        wait_until_ready(server)
+        url = server.url
         # Ready answers as soon as one worker is; the other may still be loading its model, and
         # would then serve nothing. Each worker logs "model ready" once.
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

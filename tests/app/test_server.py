@@ -30,15 +30,15 @@ def test_uvicorn_serves_predictions_over_http(
 ) -> None:
     log = tmp_path / "server.log"
     digit, label = mnist_sample.x_test[0], int(mnist_sample.y_test[0])
-    with uvicorn_process(model_root, log) as (process, url):
-        wait_until_ready(process, url, log)
-        with httpx.Client(base_url=url, timeout=30) as http:
+    with uvicorn_process(model_root, log) as server:
+        wait_until_ready(server)
+        with httpx.Client(base_url=server.url, timeout=30) as http:
             live = http.get("/health/live")
             predicted = http.post("/predict", files={"file": ("seven.png", encode_png(digit))})
             refused = http.post("/predict", files={"file": ("x.png", b"")})
             metrics = http.get("/metrics").text
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0  # graceful: drained and stopped
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=30) == 0  # graceful: drained and stopped
 
     assert live.json() == {"status": "alive"}
     assert predicted.status_code == 200

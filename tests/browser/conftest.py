@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.servers import uvicorn_process, wait_until_ready
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -34,58 +31,14 @@ STARTUP_TIMEOUT_S = 90
 VIEWPORT = {"width": 1040, "height": 760}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def service_url(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of ``uvicorn app.main:app`` serving the fixture model, once it is ready."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("service") / "uvicorn.log"
-    env = {
-        **os.environ,
-        "MODEL_DIR": str(model_root),
-        "LOG_FORMAT": "text",
-        "LOG_LEVEL": "WARNING",
-        "ACCESS_LOG": "false",
-    }
-    command = [sys.executable, "-m", "uvicorn", "app.main:app"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_until_ready(url, process, log_path)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"the service exited with {process.returncode} before it was ready:\n"
-                + log_path.read_text(errors="replace")[-4000:]
-            )
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"the service was not ready after {STARTUP_TIMEOUT_S} s")
+    log = tmp_path_factory.mktemp("service") / "uvicorn.log"
+    quiet = {"LOG_FORMAT": "text", "LOG_LEVEL": "WARNING", "ACCESS_LOG": "false"}
+    with uvicorn_process(model_root, log, quiet) as service:
+        wait_until_ready(service, STARTUP_TIMEOUT_S)
+        yield service.url
 
 
 @pytest.fixture(scope="session")

@@ -25,14 +25,9 @@ import httpx
 import pytest
 
 from digit_photos import encode_png
-from tests.hardening.soak import (
-    Server,
-    file_part_head,
-    raw_exchange,
-    request_head,
-    serve,
-)
-from tests.servers import startup_failure_line
+from service_harness.process import ServiceProcess
+from tests.hardening.raw_http import file_part_head, raw_exchange, request_head
+from tests.servers import serve, startup_failure_line
 
 GRACE_S = 4  # --timeout-graceful-shutdown for these servers
 # Lifespan shutdown (drain the batcher, stop its thread) and interpreter exit after the grace.
@@ -49,7 +44,7 @@ def test_a_corrupt_model_stops_startup_with_one_line(model_dir: Path, tmp_path: 
 @pytest.fixture(scope="module")
 def served_copy(
     model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Server, Path]]:
+) -> Iterator[tuple[ServiceProcess, Path]]:
     """A server on a private copy of the fixture model (version 1), which tests may add to."""
     base = tmp_path_factory.mktemp("faults")
     root = base / "models" / "mnist"
@@ -60,7 +55,7 @@ def served_copy(
 
 
 def test_a_new_version_appearing_while_serving_is_ignored_until_restart(
-    served_copy: tuple[Server, Path], mnist_sample
+    served_copy: tuple[ServiceProcess, Path], mnist_sample
 ) -> None:
     server, root = served_copy
     png = encode_png(mnist_sample.x_test[0])
@@ -111,7 +106,7 @@ def _connection_refused(port: int) -> bool:
 
 
 def test_sigterm_under_load_finishes_in_flight_requests_refuses_new_ones_and_exits_in_time(
-    served_copy: tuple[Server, Path], mnist_sample
+    served_copy: tuple[ServiceProcess, Path], mnist_sample
 ) -> None:
     server, _root = served_copy
     pngs = [encode_png(d) for d in mnist_sample.x_test[:16]]

@@ -28,16 +28,9 @@ import pytest
 from PIL import Image
 
 from digit_photos import encode_png, photograph
-from tests.hardening.soak import (
-    MIB,
-    Server,
-    chunked,
-    file_part_head,
-    raw_exchange,
-    request_head,
-    rss_mib,
-    serve,
-)
+from service_harness.process import MIB, ServiceProcess, rss_mib
+from tests.hardening.raw_http import chunked, file_part_head, raw_exchange, request_head
+from tests.servers import serve
 
 LIMIT = 10 * MIB  # the default MAX_UPLOAD_BYTES, which this server runs with
 # Markers of internals that must never reach a client.
@@ -45,7 +38,7 @@ LEAKS = ("Traceback", 'File "', "/work", "/tmp", "/usr/", "site-packages", ".py"
 
 
 @pytest.fixture(scope="module")
-def server(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     log = tmp_path_factory.mktemp("hostile") / "server.log"
     with serve(model_root, log) as running:
         yield running
@@ -267,7 +260,7 @@ CATALOGUE: dict[str, tuple[Builder, int]] = {
 
 
 @pytest.mark.parametrize("case", CATALOGUE)
-def test_hostile_file_gets_its_status(server: Server, seven: np.ndarray, case: str) -> None:
+def test_hostile_file_gets_its_status(server: ServiceProcess, seven: np.ndarray, case: str) -> None:
     build, expected = CATALOGUE[case]
     data = build(seven)
     assert len(data) < LIMIT
@@ -284,7 +277,7 @@ def test_hostile_file_gets_its_status(server: Server, seven: np.ndarray, case: s
 
 
 def test_an_image_at_the_pixel_limit_is_decoded_and_its_memory_returned(
-    server: Server,
+    server: ServiceProcess,
 ) -> None:
     """39.6 Mpx in 150 KB: allowed by MAX_IMAGE_PIXELS, so it is decoded, not refused.
 
@@ -316,7 +309,7 @@ def png_with_chunk_length(digit: np.ndarray, kind: bytes, length: int) -> bytes:
 
 
 def test_a_tiny_png_claiming_a_1gib_chunk_is_answered_without_allocating_it(
-    server: Server, seven: np.ndarray
+    server: ServiceProcess, seven: np.ndarray
 ) -> None:
     data = png_with_chunk_length(seven, b"IDAT", 1 << 30)
     assert len(data) < 300
@@ -398,7 +391,7 @@ MALFORMED: dict[str, tuple[str, str, bytes, int, str]] = {
 
 
 @pytest.mark.parametrize("case", MALFORMED)
-def test_malformed_request_gets_its_status(server: Server, case: str) -> None:
+def test_malformed_request_gets_its_status(server: ServiceProcess, case: str) -> None:
     path, content_type, body, expected, phrase = MALFORMED[case]
     exchange = raw_exchange(server.port, request_head(path, content_type, len(body)), [body])
     assert_clean_error(exchange.status or 0, exchange.body, expected)
@@ -420,7 +413,7 @@ def endless_upload(
             time.sleep(pause_s)
 
 
-def test_a_1gb_body_declared_up_front_is_refused_before_it_is_read(server: Server) -> None:
+def test_a_1gb_body_declared_up_front_is_refused_before_it_is_read(server: ServiceProcess) -> None:
     head = request_head("/predict", "multipart/form-data; boundary=b", 1 << 30)
     started = time.perf_counter()
     exchange = raw_exchange(server.port, head, endless_upload(pause_s=0.001))
@@ -430,7 +423,7 @@ def test_a_1gb_body_declared_up_front_is_refused_before_it_is_read(server: Serve
 
 
 def test_1gb_streamed_slowly_by_4_clients_is_cut_off_at_the_limit_and_rss_stays_flat(
-    server: Server,
+    server: ServiceProcess,
 ) -> None:
     """No Content-Length: the limit is counted as the chunks arrive (64 KiB every 5 ms each)."""
     head = request_head("/predict", "multipart/form-data; boundary=b")
@@ -459,7 +452,7 @@ def test_1gb_streamed_slowly_by_4_clients_is_cut_off_at_the_limit_and_rss_stays_
     assert rss.peak - before < 32
 
 
-def test_after_a_413_the_server_stops_reading_the_body(server: Server) -> None:
+def test_after_a_413_the_server_stops_reading_the_body(server: ServiceProcess) -> None:
     head = request_head("/predict", "multipart/form-data; boundary=b")
     exchange = raw_exchange(
         server.port,
@@ -486,7 +479,7 @@ def _abandon(port: int, head: bytes, body: bytes, *, reset: bool) -> None:
 
 
 def test_clients_disconnecting_mid_upload_leave_no_errors(
-    server: Server, seven: np.ndarray
+    server: ServiceProcess, seven: np.ndarray
 ) -> None:
     photo = photograph(seven, "jpeg", 5, size=(1600, 1200))
     part = file_part_head("b")
@@ -512,7 +505,7 @@ def test_clients_disconnecting_mid_upload_leave_no_errors(
 
 
 def test_after_all_of_it_the_service_is_ready_and_its_log_is_clean(
-    server: Server, seven: np.ndarray
+    server: ServiceProcess, seven: np.ndarray
 ) -> None:
     """Runs last in this module: the same server has taken every request above."""
     with httpx.Client(base_url=server.url, timeout=10) as http:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from digit_photos import encode_png, photograph
-from tests.servers import uvicorn_process, wait_until_ready
+from tests.servers import serve
 
 MAX_BATCH_FILES = 8
 MAX_UPLOAD_BYTES = 1024 * 1024
@@ -20,9 +20,8 @@ def server_url(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     """``http://127.0.0.1:<port>`` of the service, with small limits the tests can reach."""
     log = tmp_path_factory.mktemp("protocols") / "server.log"
     limits = {"MAX_BATCH_FILES": str(MAX_BATCH_FILES), "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)}
-    with uvicorn_process(model_root, log, limits) as (process, url):
-        wait_until_ready(process, url, log)
-        yield url
+    with serve(model_root, log, settings=limits) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="package")

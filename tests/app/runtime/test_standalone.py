@@ -21,8 +21,9 @@ from PIL import Image
 
 from app.runtime.loading import LoadedModel, ModelLoadError, load_model
 from contract import CHECK_FILE
+from service_harness.process import service_env
 from tests.app.runtime.tflite_models import uniform_tflite
-from tests.servers import REPO, server_env, uvicorn_process, wait_until_ready
+from tests.servers import REPO, uvicorn_process, wait_until_ready
 
 # A directory that shadows TensorFlow and Keras with packages that refuse to import: a process
 # with it first on PYTHONPATH proves it never imports them.
@@ -150,8 +151,9 @@ def test_the_litert_server_never_imports_tensorflow(
     """The real service over HTTP with TensorFlow and Keras unimportable, as in the lean image."""
     settings = {"INFERENCE_BACKEND": "litert", "PYTHONPATH": str(no_tensorflow)}
     log = tmp_path / "server.log"
-    with uvicorn_process(model_dir, log, settings) as (process, url):
-        wait_until_ready(process, url, log)
+    with uvicorn_process(model_dir, log, settings) as server:
+        wait_until_ready(server)
+        url = server.url
         assert httpx.get(f"{url}/model").json()["backend"] == "litert"
         for image, label in zip(mnist_sample.x_test[:20], mnist_sample.y_test[:20], strict=True):
             png = io.BytesIO()
@@ -175,7 +177,7 @@ def test_restoring_the_saved_model_without_tensorflow_says_what_to_set(
         "    print(exc)\n"
         "    sys.exit(3)\n"
     )
-    env = server_env(model_dir, {"PYTHONPATH": str(no_tensorflow)})
+    env = service_env(model_dir, {"PYTHONPATH": str(no_tensorflow)})
     completed = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )

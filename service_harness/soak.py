@@ -1,4 +1,4 @@
-"""A real ``uvicorn app.main:app`` process under a bounded load of valid and invalid uploads.
+"""The soak's load client: a running server under a bounded load of valid and invalid uploads.
 
 ``run_soak`` drives CLIENTS concurrent clients for a fixed time, each picking uploads from a
 weighted mix (MNIST PNGs, photographed JPEGs, batches, and every kind of bad request with the
@@ -7,11 +7,10 @@ the server's RSS at start and end, latency percentiles. ``run_queue_full`` does 
 against a server whose queue holds almost nothing, to show overload is a clean 503 with
 Retry-After rather than a queue that grows.
 
-    python -m tests.hardening.soak --model-dir models/mnist [--seconds 60] [--clients 64]
+    python -m service_harness.soak --model-dir models/mnist [--seconds 60] [--clients 64]
 
 prints the summary the README quotes; ``make soak`` runs tests/hardening/test_soak.py, which
-asserts it against the fixture model. ``serve`` and ``rss_mib`` are shared by the other
-hardening tests that need a server process rather than the app in-process.
+asserts it against the fixture model.
 """
 
 from __future__ import annotations
@@ -21,229 +20,29 @@ import asyncio
 import io
 import os
 import random
-import socket
 import struct
-import subprocess
 import sys
-import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image
 
 from digit_photos import encode_png, photograph
-from tests.servers import REPO, STARTUP_TIMEOUT_S, uvicorn_process
+from service_harness.process import MIB, REPO, ServiceProcess, rss_mib, serving
 
 SAMPLE_PATH = REPO / "tests" / "data" / "mnist_sample.npz"
-MIB = 1024 * 1024
 
 # The soak server's body limit: low enough that an over-limit upload is cheap to send often.
 SOAK_MAX_UPLOAD_BYTES = MIB
 # RSS is compared after this warm-up: the first seconds of load grow the allocator's arenas
 # and TensorFlow's per-batch-size caches once, which is not a leak.
 WARMUP_S = 5.0
-# Allowed RSS growth from the end of warm-up to the end of the run: a leak of even a few KB
-# per request would pass this within a minute at the request rates of this machine.
-RSS_GROWTH_LIMIT_MIB = 48.0
-
-
-# --- a server process -------------------------------------------------------------------------
-
-
-def _proc_status_kib(pid: int, key: str) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {key} in /proc/{pid}/status")
-
-
-def rss_mib(pid: int) -> float:
-    """Resident set size of ``pid`` now (Linux)."""
-    return _proc_status_kib(pid, "VmRSS") / 1024
-
-
-def peak_rss_mib(pid: int) -> float:
-    """The highest RSS ``pid`` has had since it started (Linux's high-water mark)."""
-    return _proc_status_kib(pid, "VmHWM") / 1024
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[str]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def rss_mib(self) -> float:
-        return rss_mib(self.pid)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def wait_until_ready(server: Server, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"server exited with {server.process.returncode}:\n{server.log_text()[-3000:]}"
-            )
-        with suppress(httpx.TransportError):
-            if httpx.get(f"{server.url}/health/ready", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"server not ready after {timeout_s:.0f} s:\n{server.log_text()[-3000:]}")
-
-
-@contextmanager
-def serve(
-    model_dir: Path,
-    log: Path,
-    *,
-    settings: Mapping[str, str] | None = None,
-    uvicorn_args: Sequence[str] = (),
-) -> Iterator[Server]:
-    """A ready uvicorn serving ``model_dir`` (``tests.servers.uvicorn_process``), stopped on exit.
-
-    Readiness is awaited here rather than with ``tests.servers.wait_until_ready``, which fails
-    a pytest test: ``python -m tests.hardening.soak`` runs outside pytest.
-    """
-    with uvicorn_process(model_dir, log, settings, uvicorn_args) as (process, url):
-        server = Server(process, int(url.rsplit(":", 1)[1]), log)
-        wait_until_ready(server)
-        yield server
-
-
-# --- HTTP spoken by hand ----------------------------------------------------------------------
-# httpx sends a whole body before it reads, and tidies up malformed requests; a hostile client
-# does neither. These speak HTTP/1.1 over a socket: the body is sent from a thread while the
-# response is read, so an early answer (413 after 10 MB of a 1 GB upload) is seen when it comes.
-
-
-@dataclass
-class RawExchange:
-    response: bytes
-    sent_before_response: int  # body bytes handed to the socket when the response began
-    sent: int  # body bytes handed to the socket in all
-    send_error: str | None  # why sending stopped early (the server closed), if it did
-    read_error: str | None
-
-    @property
-    def status(self) -> int | None:
-        if not self.response.startswith(b"HTTP/1.1 "):
-            return None
-        return int(self.response[9:12])
-
-    @property
-    def headers(self) -> dict[str, str]:
-        head = self.response.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
-        return {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in head)}
-
-    @property
-    def body(self) -> bytes:
-        return self.response.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in self.response else b""
-
-
-def _response_complete(data: bytes) -> bool:
-    if b"\r\n\r\n" not in data:
-        return False
-    head, body = data.split(b"\r\n\r\n", 1)
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return len(body) >= int(value)
-    return False
-
-
-def raw_exchange(
-    port: int,
-    head: bytes,
-    body: Iterator[bytes] | Sequence[bytes] = (),
-    *,
-    keep_sending_after_response: bool = False,
-    timeout_s: float = 30,
-) -> RawExchange:
-    """Send ``head`` then each piece of ``body`` while reading one response.
-
-    Sending stops when the server has answered (unless ``keep_sending_after_response``), when
-    the body is exhausted, or when the server closes the connection.
-    """
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
-    sent = 0
-    sent_before_response: int | None = None
-    send_error: str | None = None
-    answered = threading.Event()
-
-    def send_all() -> None:
-        nonlocal sent, send_error
-        try:
-            sock.sendall(head)
-            for piece in body:
-                if answered.is_set() and not keep_sending_after_response:
-                    return
-                sock.sendall(piece)
-                sent += len(piece)
-        except OSError as exc:
-            send_error = f"{type(exc).__name__}: {exc}"
-
-    sender = threading.Thread(target=send_all, daemon=True)
-    sender.start()
-    response, read_error = b"", None
-    try:
-        while not _response_complete(response):
-            data = sock.recv(65536)
-            if not data:
-                break
-            if not response:
-                sent_before_response = sent
-                answered.set()
-            response += data
-    except OSError as exc:
-        read_error = f"{type(exc).__name__}: {exc}"
-    answered.set()
-    if keep_sending_after_response:
-        sender.join(timeout_s)
-    sock.close()
-    sender.join(5)
-    before = sent if sent_before_response is None else sent_before_response
-    return RawExchange(response, before, sent, send_error, read_error)
-
-
-def request_head(path: str, content_type: str, length: int | None = None) -> bytes:
-    """Request line and headers; without ``length`` the body is sent chunked."""
-    framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
-    return (
-        f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\n{framing}\r\n\r\n"
-    ).encode()
-
-
-def chunked(pieces: Iterator[bytes] | Sequence[bytes]) -> Iterator[bytes]:
-    """HTTP/1.1 chunked transfer coding of ``pieces``, ending with the last-chunk."""
-    for piece in pieces:
-        yield b"%x\r\n%s\r\n" % (len(piece), piece)
-    yield b"0\r\n\r\n"
-
-
-def file_part_head(boundary: str, field: str = "file", filename: str = "digit.png") -> bytes:
-    return (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
-        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-    ).encode()
 
 
 # --- what the clients send --------------------------------------------------------------------
@@ -397,7 +196,7 @@ class SoakResult:
     def statuses(self) -> Counter[int | None]:
         return Counter(o.status for o in self.outcomes)
 
-    def latency_ms(self, predicate=lambda o: True) -> dict[str, float]:
+    def latency_ms(self, predicate: Callable[[Outcome], bool] = lambda o: True) -> dict[str, float]:
         values = np.array([o.seconds for o in self.outcomes if o.status and predicate(o)]) * 1000
         if values.size == 0:
             return {}
@@ -585,7 +384,9 @@ async def _sample_rss(
             await asyncio.wait_for(stop_event.wait(), 0.5)
 
 
-def run_soak(server: Server, digits: np.ndarray, *, seconds: float, clients: int) -> SoakResult:
+def run_soak(
+    server: ServiceProcess, digits: np.ndarray, *, seconds: float, clients: int
+) -> SoakResult:
     """Warm up for WARMUP_S, then load the server for ``seconds`` more; RSS sampled throughout."""
     requests = request_mix(digits)
 
@@ -607,7 +408,7 @@ def run_soak(server: Server, digits: np.ndarray, *, seconds: float, clients: int
             rss_idle_mib=idle,
             rss_start_mib=start,
             rss_end_mib=end,
-            rss_peak_mib=peak_rss_mib(server.pid),
+            rss_peak_mib=server.peak_rss_mib(),
             rss_samples=samples,
         )
 
@@ -632,7 +433,7 @@ class QueueFullResult:
 
 
 def run_queue_full(
-    server: Server, digits: np.ndarray, *, seconds: float, clients: int
+    server: ServiceProcess, digits: np.ndarray, *, seconds: float, clients: int
 ) -> QueueFullResult:
     """Valid uploads only, at a server that queues at most one image: the excess gets 503."""
     requests = [
@@ -654,7 +455,9 @@ def load_digits() -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m service_harness.soak", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "models/mnist"))
     )
@@ -663,10 +466,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-dir", type=Path, default=Path("/tmp"))
     args = parser.parse_args(argv)
     digits = load_digits()
-    with serve(args.model_dir, args.log_dir / "soak-server.log", settings=SOAK_SETTINGS) as server:
+    with serving(
+        args.model_dir, args.log_dir / "soak-server.log", settings=SOAK_SETTINGS
+    ) as server:
         result = run_soak(server, digits, seconds=args.seconds, clients=args.clients)
     print(result.summary())
-    with serve(
+    with serving(
         args.model_dir, args.log_dir / "queue-full-server.log", settings=QUEUE_FULL_SETTINGS
     ) as server:
         full = run_queue_full(server, digits, seconds=min(10.0, args.seconds), clients=args.clients)
