@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -9,6 +12,7 @@ from pydantic import ValidationError
 from app.main import create_app
 from app.settings import Settings, get_settings
 
+README = Path(__file__).resolve().parents[2] / "README.md"
 ENV_NAMES = (
     "MODEL_DIR",
     "MAX_UPLOAD_BYTES",
@@ -27,6 +31,7 @@ ENV_NAMES = (
     "CORS_ORIGINS",
     "HOST",
     "PORT",
+    "PROMETHEUS_MULTIPROC_DIR",
 )
 
 
@@ -37,18 +42,44 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
+def readme_configuration() -> dict[str, str | None]:
+    """The README's configuration table: each variable and its default as written there
+    (None where the default is not a literal value: unset, empty, the model's own)."""
+    text = README.read_text()
+    section = text[text.index("## Configuration") :]
+    section = section[: section.index("\n## ", 1)]
+    table: dict[str, str | None] = {}
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        names_cell, default_cell = line.split("|")[1:3]
+        names = re.findall(r"`([A-Z_]+)`", names_cell)
+        defaults = re.findall(r"`([^`]*)`", default_cell)[: len(names)]
+        table.update(zip(names, defaults + [None] * (len(names) - len(defaults)), strict=True))
+    return table
+
+
+def _as_written(value: object) -> str | None:
+    if value is None or value == []:
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Path):
+        return value.as_posix()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def test_the_readme_documents_every_setting_with_its_real_default(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    documented = readme_configuration()
     settings = Settings()
-    assert settings.MODEL_DIR.as_posix() == "models/mnist"
-    assert settings.MAX_UPLOAD_BYTES == 10 * 1024 * 1024
-    assert settings.MAX_BATCH_FILES == 64
-    assert settings.BATCH_MAX_SIZE == 16
-    assert settings.batch_max_wait_s == pytest.approx(0.001)
-    assert settings.INFERENCE_BACKEND == "tflite"
-    assert settings.INFERENCE_THREADS == 1
-    assert settings.CORS_ORIGINS == []
-    assert settings.PORT == 8000
-    assert settings.LOG_FORMAT == "json"
+    for name in Settings.model_fields:
+        assert name in documented, f"{name} is missing from the README's configuration table"
+        assert documented[name] == _as_written(getattr(settings, name)), name
+    assert settings.batch_max_wait_s == pytest.approx(settings.BATCH_MAX_WAIT_MS / 1000)
 
 
 def test_environment_variables_are_read_and_normalised(clean_env: pytest.MonkeyPatch) -> None:
