@@ -300,10 +300,31 @@ def normalize_located(located: Located) -> np.ndarray:
     return frame_located(located)[0]
 
 
-def frame_located(located: Located) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """``normalize_located``'s input, and the digit's box on ``located.find``."""
-    box, stroke_px = digit_box(located.ink)
+def frame_located(
+    located: Located, parts: InkParts | None = None
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """``normalize_located``'s input, and the digit's box on ``located.find``; ``parts`` is
+    ``ink_parts(located.ink)`` when the caller needs it too (/predict's digit count)."""
+    box, stroke_px = digit_box(located.ink, parts)
     return fit_mnist_frame(cut_strokes(located, box, stroke_px)), box
+
+
+@dataclass(frozen=True, slots=True)
+class InkParts:
+    """The whole frame's ink (``ink_mask``) as 8-connected components (``strokes.components``).
+
+    Choosing the digit and counting the digits beside it both start from these, so they are
+    found once per upload."""
+
+    threshold: float
+    count: int
+    labels: np.ndarray
+    stats: np.ndarray
+
+
+def ink_parts(ink: np.ndarray) -> InkParts:
+    threshold, mask = ink_mask(ink, whole_frame=True)
+    return InkParts(threshold, *strokes.components(mask))
 
 
 def _polarity(find: np.ndarray) -> float:
@@ -363,7 +384,9 @@ def _quadratic_terms(height: int, width: int) -> np.ndarray:
     return terms
 
 
-def digit_box(ink: np.ndarray) -> tuple[tuple[int, int, int, int], float]:
+def digit_box(
+    ink: np.ndarray, parts: InkParts | None = None
+) -> tuple[tuple[int, int, int, int], float]:
     """(x0, y0, x1, y1) around the digit, with a margin, and its stroke width in pixels.
 
     NoDigitFound if there is none.
@@ -373,7 +396,7 @@ def digit_box(ink: np.ndarray) -> tuple[tuple[int, int, int, int], float]:
     """
     if cv2.minMaxLoc(ink)[1] < MIN_INK_CONTRAST:
         raise NoDigitFound("The image has no contrast that looks like ink.")
-    _, labels, stats, keep = _digit_parts(ink, None)
+    _, labels, stats, keep = _digit_parts(ink, None, parts=parts)
     boxes = stats[keep, :4]
     x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
     x1 = (boxes[:, 0] + boxes[:, 2]).max()
@@ -427,20 +450,28 @@ def _strokes(
 
 
 def _digit_parts(
-    ink: np.ndarray, box: tuple[int, int, int, int] | None, threshold: float | None = None
+    ink: np.ndarray,
+    box: tuple[int, int, int, int] | None,
+    threshold: float | None = None,
+    parts: InkParts | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """Threshold, component labels and stats, and the indices of the digit's components.
 
     The ink is ``ink_mask``'s. The digit is the stroke-like
     component holding the most ink (overlapping ``box``, when given) plus sizeable
     stroke-like pieces near it (a 5's detached bar) and pen dots inside its box (a smiley's
-    eyes); specks, filled areas and what is left of lines are dropped.
+    eyes); specks, filled areas and what is left of lines are dropped. Over the whole frame
+    (``box`` None) the components are ``parts``, when given.
     """
-    if threshold is None:
-        threshold, mask = ink_mask(ink, whole_frame=box is None)
+    if box is None and threshold is None:
+        parts = parts or ink_parts(ink)
+        threshold, count, labels, stats = parts.threshold, parts.count, parts.labels, parts.stats
     else:
-        mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)[1]
-    count, labels, stats = strokes.components(mask)
+        if threshold is None:
+            threshold, mask = ink_mask(ink, whole_frame=False)
+        else:
+            mask = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)[1]
+        count, labels, stats = strokes.components(mask)
     if count == 0:
         raise NoDigitFound("The image has no contrast that looks like ink.")
     areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)

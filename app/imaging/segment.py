@@ -33,12 +33,14 @@ import numpy as np
 from app.imaging import strokes
 from app.imaging.errors import NoDigitFound
 from app.imaging.normalize import (
+    InkParts,
     LitRegion,
     Located,
     already_mnist,
     fit_mnist_frame,
     frame_located,
     ink_mask,
+    ink_parts,
     light_region,
     locate_ink,
     strokes_in,
@@ -313,11 +315,14 @@ def normalize_counted(gray: np.ndarray) -> tuple[np.ndarray, int]:
     if mnist is not None:
         return mnist, 1
     located = locate_ink(gray)
-    image, box = frame_located(located)
-    return image, 1 + digits_beside(located.ink, box)
+    parts = ink_parts(located.ink)
+    image, box = frame_located(located, parts)
+    return image, 1 + digits_beside(located.ink, box, parts)
 
 
-def digits_beside(ink: np.ndarray, box: tuple[int, int, int, int]) -> int:
+def digits_beside(
+    ink: np.ndarray, box: tuple[int, int, int, int], parts: InkParts | None = None
+) -> int:
     """How many more digits stand beside the largest stroke in ``box``, on its line.
 
     Each must be nearly as tall as it and hold a fair share of its ink, share its line, stand
@@ -325,8 +330,8 @@ def digits_beside(ink: np.ndarray, box: tuple[int, int, int, int]) -> int:
     as dark and be made of strokes, so a speck, a shadow or a printed line's remains do not
     count, nor does a digit broken in two.
     """
-    _, mask = ink_mask(ink, whole_frame=True)
-    count, labels, stats = strokes.components(mask)
+    parts = parts or ink_parts(ink)
+    count, labels, stats = parts.count, parts.labels, parts.stats
     if count < 2:
         return 0
     x0, y0, x1, y1 = box
