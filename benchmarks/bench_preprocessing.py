@@ -19,7 +19,7 @@ from PIL import Image
 
 from app.imaging.decode import load_image, to_grayscale
 from app.imaging.normalize import normalize_digit
-from app.imaging.prepare import preprocess_image, preprocess_naive
+from app.imaging.prepare import prepare_image, preprocess_image, preprocess_naive
 from digit_photos import encode_png, photograph
 from digit_photos.notebook import notebook_photo
 
@@ -71,6 +71,7 @@ def main() -> None:
         gray = to_grayscale(load_image(data))
         results = time_side_by_side(
             {
+                "prepare_image (/predict's)": lambda data=data: prepare_image(data),
                 "preprocess_image (ours)": lambda data=data: preprocess_image(data),
                 "  its normalize_digit": lambda gray=gray: normalize_digit(gray),
                 "  Pillow decode + to_grayscale": lambda data=data: to_grayscale(load_image(data)),
