@@ -139,7 +139,7 @@ def mnist_frame(ink: np.ndarray) -> np.ndarray:
     Crop to the box of pixels at least 0.2 of the peak, scale the longer side to 20 px keeping
     the aspect ratio, and paste so the centre of mass lands on (14,14) with a whole-pixel shift,
     clipped so that no ink leaves the frame. This mirrors the service's framing of uploads
-    (app/preprocessing.py), so a negative looks to the model exactly like an upload would.
+    (app/imaging/normalize.py), so a negative looks to the model exactly like an upload would.
     An empty canvas gives all zeros rather than an error: a generator bug should show up as a
     failing test on non-empty output, not as a crash in the middle of training.
     """
