@@ -69,6 +69,7 @@ class ReadPiece:
     judged: Judgement
     probabilities: np.ndarray
     image: np.ndarray
+    cut: bool  # cut out of ink it shared with a neighbour (touching digits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,10 @@ class NumberRead:
     @property
     def number(self) -> str | None:
         return "".join(str(piece.judged.best_guess) for piece in self.digits) or None
+
+    @property
+    def sure_uncut_digits(self) -> int:
+        return sum(d.judged.verdict is Verdict.digit and not d.cut for d in self.digits)
 
 
 class DigitService:
@@ -163,7 +168,7 @@ class DigitService:
     def ready(self) -> bool:
         """The one readiness rule, for the prediction routes and every health route alike:
         the model is loaded and warmed up, and shutdown has not begun."""
-        return self._ready and self._model is not None and self.predictor is not None
+        return self._ready
 
     def check_ready(self) -> None:
         if not self.ready:
@@ -268,12 +273,13 @@ class DigitService:
         for index in chosen:
             candidate = proposal.candidates[index]
             judged = self.judge(probabilities[index])
-            piece = ReadPiece(candidate.box, judged, probabilities[index], candidate.image)
+            cut = cut_through_ink(proposal, index)
+            piece = ReadPiece(candidate.box, judged, probabilities[index], candidate.image, cut)
             (not_digits if judged.verdict is Verdict.not_a_digit else digits).append(piece)
         # A digit-sized piece the model cannot read may be a digit it cannot read (the number
         # could be missing one); where digits touched, the reading depends on where they were
         # cut apart, and sure digits from a wrong cut are a confidently wrong number.
-        was_cut = any(cut_through_ink(proposal, index) for index in chosen)
+        was_cut = any(piece.cut for piece in (*digits, *not_digits))
         if not digits:
             verdict = NumberVerdict.no_number
         elif not_digits or was_cut or any(d.judged.verdict is not Verdict.digit for d in digits):
@@ -298,16 +304,8 @@ class DigitService:
         except ImageError:
             return False
         probabilities = await self.predict(proposal.images)
-        if not len(probabilities):
-            return False
-        chosen = choose(proposal, probabilities.max(axis=1))
         # A letter's strokes, cut apart, can each look like an unsure 1: only sure digits count.
-        sure = sum(
-            self.judge(probabilities[i]).verdict is Verdict.digit
-            and not cut_through_ink(proposal, i)
-            for i in chosen
-        )
-        return sure > 1
+        return self._read(proposal, probabilities).sure_uncut_digits > 1
 
 
 def _load_and_warm_up(settings: Settings) -> tuple[LoadedModel, OperatingPoints]:

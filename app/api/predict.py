@@ -7,6 +7,7 @@ The request body is capped by ``MAX_UPLOAD_BYTES`` while it is being received
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
@@ -72,22 +73,28 @@ BATCH_ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 DEFAULT_OPTIONS = PredictOptions()
-_FIELDS = PredictOptions.model_fields
-QUERY_PARAMETERS: list[dict[str, object]] = [
-    {
-        "name": "preprocess",
+
+
+def query_parameter(
+    name: str, options: type[BaseModel], values: type[StrEnum], default: str | None = None
+) -> dict[str, object]:
+    """How /docs lists the option ``name`` of ``options``, a string from ``values``."""
+    schema: dict[str, object] = {"type": "string", "enum": [value.value for value in values]}
+    if default is not None:
+        schema["default"] = default
+    description = options.model_fields[name].description
+    return {
+        "name": name,
         "in": "query",
         "required": False,
-        "description": _FIELDS["preprocess"].description,
-        "schema": {"type": "string", "enum": [p.value for p in Preprocess], "default": "full"},
-    },
-    {
-        "name": "include",
-        "in": "query",
-        "required": False,
-        "description": _FIELDS["include"].description,
-        "schema": {"type": "string", "enum": [i.value for i in Include]},
-    },
+        "description": description,
+        "schema": schema,
+    }
+
+
+QUERY_PARAMETERS = [
+    query_parameter("preprocess", PredictOptions, Preprocess, Preprocess.full.value),
+    query_parameter("include", PredictOptions, Include),
 ]
 """The options as /docs lists them: read by ``read_options``, not by a FastAPI parameter."""
 

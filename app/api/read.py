@@ -12,7 +12,7 @@ import time
 from fastapi import APIRouter, Request, Response
 
 from app.api.deps import ServiceDep
-from app.api.predict import IMAGE_ERRORS, query_options, reading, timing
+from app.api.predict import IMAGE_ERRORS, query_options, query_parameter, reading, timing
 from app.api.uploads import multipart_body, read_uploads
 from app.imaging.encode import png_base64
 from app.imaging.segment import Box
@@ -49,15 +49,7 @@ EXAMPLES: dict[int | str, dict[str, object]] = {
         },
     },
 }
-QUERY_PARAMETERS: list[dict[str, object]] = [
-    {
-        "name": "include",
-        "in": "query",
-        "required": False,
-        "description": ReadOptions.model_fields["include"].description,
-        "schema": {"type": "string", "enum": [i.value for i in Include]},
-    },
-]
+QUERY_PARAMETERS = [query_parameter("include", ReadOptions, Include)]
 
 
 @router.post(

@@ -22,7 +22,6 @@ import numpy as np
 from app.imaging.decode import (
     DEFAULT_MAX_PIXELS,
     Sniffed,
-    decode_grayscale,
     decode_grayscale_scaled,
     sniff,
 )
@@ -100,12 +99,12 @@ def prepare_image(
 
 def preprocess_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Bytes of any supported image -> (28, 28, 1) float32 model input in [0, 1]."""
-    return normalize_digit(decode_grayscale(data, max_pixels))[..., np.newaxis]
+    return prepare_image(data, max_pixels=max_pixels, count_digits=False).image
 
 
 def preprocess_naive(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """``?preprocess=none``: greyscale and squash to 28x28 only (``squash_to_mnist``)."""
-    return squash_to_mnist(decode_grayscale(data, max_pixels))[..., np.newaxis]
+    return prepare_image(data, Preprocess.none, max_pixels=max_pixels).image
 
 
 def propose_number_in(
