@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,13 +20,10 @@ from digit_photos.notebook import (
     render_notebook,
 )
 
-SAMPLE = Path(__file__).parents[1] / "data" / "mnist_sample.npz"
-
 
 @pytest.fixture(scope="module")
-def digits() -> np.ndarray:
-    with np.load(SAMPLE) as sample:
-        return sample["x_test"][:12]
+def digits(mnist_sample) -> np.ndarray:
+    return mnist_sample.x_test[:12]
 
 
 @pytest.mark.parametrize("shadow", SHADOWS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,13 +18,10 @@ from digit_photos.numbers import (
     number_photo,
 )
 
-SAMPLE = Path(__file__).parents[1] / "data" / "mnist_sample.npz"
-
 
 @pytest.fixture(scope="module")
-def mnist() -> tuple[np.ndarray, np.ndarray]:
-    with np.load(SAMPLE) as sample:
-        return sample["x_test"], sample["y_test"]
+def mnist(mnist_sample) -> tuple[np.ndarray, np.ndarray]:
+    return mnist_sample.x_test, mnist_sample.y_test
 
 
 def make(mnist: tuple[np.ndarray, np.ndarray], seed: int, length: int, spacing: str, paper: str):

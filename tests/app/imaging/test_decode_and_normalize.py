@@ -7,7 +7,6 @@ import io
 import struct
 import warnings
 import zlib
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,14 +28,11 @@ from app.imaging.normalize import normalize_digit
 from app.imaging.prepare import preprocess_image, preprocess_naive
 from digit_photos import KINDS, encode_png, photograph
 
-SAMPLE = Path(__file__).parents[2] / "data" / "mnist_sample.npz"
-
 
 @pytest.fixture(scope="module")
-def digits() -> np.ndarray:
+def digits(mnist_sample) -> np.ndarray:
     """The 500 real MNIST test digits of the committed sample (white on black, uint8)."""
-    with np.load(SAMPLE) as sample:
-        return sample["x_test"]
+    return mnist_sample.x_test
 
 
 @pytest.fixture(scope="module")

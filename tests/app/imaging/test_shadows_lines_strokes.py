@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -17,13 +15,10 @@ from app.imaging.strokes import remove_lines, stroke_width
 from digit_photos.notebook import notebook_photo
 from tests.app.imaging.test_decode_and_normalize import similarity
 
-SAMPLE = Path(__file__).parents[2] / "data" / "mnist_sample.npz"
-
 
 @pytest.fixture(scope="module")
-def digits() -> np.ndarray:
-    with np.load(SAMPLE) as sample:
-        return sample["x_test"]
+def digits(mnist_sample) -> np.ndarray:
+    return mnist_sample.x_test
 
 
 def written(
