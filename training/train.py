@@ -304,6 +304,8 @@ def train(
             epochs=epochs,
             shuffle=False,  # the dataset shuffles itself, reproducibly
             validation_data=validation,
+            # The curves' validation figures are then the averaged weights', the ones exported.
+            callbacks=[keras.callbacks.SwapEMAWeights()] if ema_momentum else None,
             verbose=config.verbose,
         )
     else:  # the seed's own call, unchanged
