@@ -57,6 +57,7 @@ TRAIN_KINDS: tuple[str, ...] = (
     "loops",
     "strokes",
     "specks",
+    "scenes",
 )
 HELD_OUT_KINDS: tuple[str, ...] = ("letters", "words", "shapes", "doodles", "photos", "noise")
 
@@ -77,6 +78,14 @@ FASHION_IDX_STEM = "train-images-idx3-ubyte"
 FASHION_CACHE_FILENAME = "fashion-mnist.npz"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MAX_FRACTION = 0.3  # the rest of the negatives stay programmatic, so kinds stay mixed
+# Training kinds that reach the model as the service would cut them out of a photographed page
+# (as_served) rather than framed whole: scenes hold many pieces, the others one object.
+SERVED_KINDS = frozenset({"scenes"})
+PAGE_SEEDS = 1_000_003  # a page's seed is seed * PAGE_SEEDS + its index within the kind
+# A served piece thinner than this (minor / major axis) and within UPRIGHT_DEG of vertical
+# reads as a 1 and is framed whole instead (as_served).
+BAR_ELONGATION = 0.4
+UPRIGHT_DEG = 40.0
 # How the programmatic training negatives are shared out. Letters weigh most: an A, an H or
 # a Y is nearer a 4 than any scribble is to a digit, and needs the most examples to be told
 # apart; dense textures, noise and specks are easy and mostly turned away as having no ink.
@@ -90,6 +99,7 @@ TRAIN_KIND_WEIGHTS: dict[str, float] = {
     "loops": 1.5,
     "strokes": 1.5,
     "specks": 0.5,
+    "scenes": 3.0,
 }
 # Fashion-MNIST images whose ink box is narrower than this fraction of its height are left out:
 # framed to 20 px tall, trousers and narrow dresses are a thick 1, and rejecting them would teach
@@ -175,6 +185,42 @@ def mnist_frame(ink: np.ndarray) -> np.ndarray:
     pasted = np.rint(crop * np.float32(255.0 / peak)).clip(0, 255).astype(np.uint8)
     frame[top : top + height, left : left + width] = pasted
     return frame
+
+
+def as_served(ink: np.ndarray, seed: int) -> np.ndarray:
+    """What the service hands the model for ``ink`` photographed as a page: (28,28) uint8.
+
+    Framing the canvas whole (``mnist_frame``) is what the service does to one object on a
+    page, but not to a scene: there it picks the most digit-like stroke or region out of
+    many and reweights it, and that piece (an arc, a bar, a blob) is what the model must
+    learn to turn away. A page the service finds no ink on falls back to the whole canvas.
+    """
+    from app.imaging.errors import NoDigitFound
+    from app.imaging.normalize import normalize_digit
+
+    try:
+        served = normalize_digit(to_page(ink, seed))
+    except NoDigitFound:
+        return mnist_frame(ink)
+    frame = np.rint(served * np.float32(255)).clip(0, 255).astype(np.uint8)
+    # A piece that is a bar standing upright is a 1 to anyone: teaching the model to turn it
+    # away would teach it to turn 1s away (as CONFUSABLE_LETTERS and FASHION_MIN_ASPECT do).
+    return mnist_frame(ink) if _upright_bar(frame) else frame
+
+
+def _upright_bar(frame: np.ndarray) -> bool:
+    """Whether the ink is a long thin stroke within UPRIGHT_DEG of vertical (by its moments)."""
+    moments = cv2.moments(frame.astype(np.float32))
+    if moments["m00"] <= 0:
+        return False
+    xx, yy, xy = moments["mu20"], moments["mu02"], moments["mu11"]
+    spread = np.sqrt(((xx - yy) / 2) ** 2 + xy**2)
+    major, minor = (xx + yy) / 2 + spread, (xx + yy) / 2 - spread
+    if major <= 0 or np.sqrt(max(minor, 0.0) / major) >= BAR_ELONGATION:
+        return False
+    # The major axis' angle from the vertical (image rows grow downwards).
+    tilt = np.degrees(0.5 * np.arctan2(2 * xy, yy - xx))
+    return bool(abs(tilt) < UPRIGHT_DEG)
 
 
 def _shift_to_centre(position: float) -> int:
@@ -283,9 +329,9 @@ def _synthetic(
             log.warning("held-out negatives without 'photos': scikit-image is not installed")
     counts = split_weighted(n, weights) if weights else split_evenly(n, kinds)
     frames = [
-        mnist_frame(ink)
+        as_served(ink, seed * PAGE_SEEDS + i) if kind in SERVED_KINDS else mnist_frame(ink)
         for kind, count in counts
-        for ink in render_ink(kind, count, seed, held_out=held_out)
+        for i, ink in enumerate(render_ink(kind, count, seed, held_out=held_out))
     ]
     x = np.stack(frames) if frames else np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
     return x, counts
@@ -977,6 +1023,44 @@ def _train_specks(rng: Rng) -> np.ndarray:
     return cv2.GaussianBlur(canvas, (0, 0), 0.6)
 
 
+def _train_scenes(rng: Rng) -> np.ndarray:
+    """What a crop of a photograph becomes as ink, drawn without any photograph.
+
+    A "dead leaves" picture: opaque discs and boxes of random grey, each hiding what lies
+    under it, with sizes spread over scales as in the physical model of natural scenes (radius
+    density ~ r**-3), so it has a photo's flat areas, occlusion edges at every angle and scale,
+    and corners; under it sometimes a 1/f**beta field (shading, grain). Then the photo crops'
+    normalisation: the majority tone is the "paper", what differs from it is ink.
+    """
+    size = int(rng.integers(48, 97))
+    scene: np.ndarray = np.full((size, size), rng.uniform(0, 1), np.float32)
+    low, high = 0.08 * size, size
+    for _ in range(int(rng.integers(10, 80))):
+        # Inverse CDF of the r**-3 density between low and high.
+        radius = (low**-2 - rng.uniform() * (low**-2 - high**-2)) ** -0.5
+        centre = (int(rng.integers(size)), int(rng.integers(size)))
+        grey = float(rng.uniform(0, 1))
+        if rng.random() < 0.5:
+            cv2.circle(scene, centre, max(1, round(radius)), grey, -1, cv2.LINE_AA)
+        else:
+            axes = (max(1, round(radius)), max(1, round(radius * rng.uniform(0.2, 1.0))))
+            box = cv2.boxPoints((centre, (2 * axes[0], 2 * axes[1]), float(rng.uniform(0, 180))))
+            cv2.fillConvexPoly(scene, np.rint(box).astype(np.int32), grey, cv2.LINE_AA)
+    if rng.random() < 0.6:
+        freq = np.hypot(*np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size)))
+        freq[0, 0] = 1.0
+        spectrum = freq ** -rng.uniform(1.0, 2.0) * np.exp(2j * np.pi * rng.random((size, size)))
+        field = np.fft.ifft2(spectrum).real.astype(np.float32)
+        field = (field - field.mean()) / max(float(field.std()), 1e-6)
+        scene = scene + float(rng.uniform(0.05, 0.3)) * field
+    scene = cv2.GaussianBlur(scene, (0, 0), float(rng.uniform(0.5, 1.5)))
+    if np.median(scene) > 0.5 * (float(scene.min()) + float(scene.max())):
+        scene = -scene
+    floor = float(np.quantile(scene, rng.uniform(0.3, 0.6)))
+    top = float(np.quantile(scene, 0.995))
+    return np.clip((scene - floor) / max(top - floor, 1e-3), 0, 1).astype(np.float32)
+
+
 # ---------------------------------------------------------------------------- held-out kinds
 
 
@@ -1253,6 +1337,7 @@ _TRAIN: dict[str, Callable[[Rng], np.ndarray]] = {
     "loops": _train_loops,
     "strokes": _train_strokes,
     "specks": _train_specks,
+    "scenes": _train_scenes,
 }
 _HELD_OUT: dict[str, Callable[[Rng], np.ndarray]] = {
     "letters": _held_out_letters,

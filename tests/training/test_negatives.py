@@ -227,6 +227,40 @@ def test_photos_need_scikit_image(monkeypatch: pytest.MonkeyPatch, caplog) -> No
     assert "photos" in caplog.text
 
 
+def test_scenes_stand_in_for_photos_without_any_photograph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training's photo-like kind must work on a machine without scikit-image, and be regions
+    of tone (what a photo crop becomes) rather than pen strokes."""
+    monkeypatch.setattr(negatives, "_photo_paths", lambda: ())
+    scenes = synthetic_negatives(40, 0, kinds=["scenes"])
+    letters = synthetic_negatives(40, 0, kinds=["letters"])
+    assert scenes.shape == (40, 28, 28)
+
+    def wide_ink(frames: np.ndarray) -> float:
+        # Ink left after an opening wider than most pen strokes of the framed letters.
+        opened = [cv2.morphologyEx(f, cv2.MORPH_OPEN, np.ones((6, 6), np.uint8)) for f in frames]
+        return float(np.mean([(o > 32).mean() for o in opened]))
+
+    assert wide_ink(scenes) > 1.5 * wide_ink(letters)  # 2.2 times as much when written
+
+
+def test_scenes_reach_the_model_cut_out_as_the_service_cuts_them() -> None:
+    ink = render_ink("scenes", 3, 0)
+    frames = synthetic_negatives(3, 0, kinds=["scenes"])
+    for i, (canvas, frame) in enumerate(zip(ink, frames, strict=True)):
+        np.testing.assert_array_equal(frame, negatives.as_served(canvas, i))
+    # The service picks one piece out of a scene, which framing the canvas whole does not.
+    assert any(not np.array_equal(f, mnist_frame(c)) for f, c in zip(frames, ink, strict=True))
+
+
+def test_no_negative_is_an_upright_bar_which_is_a_1(mnist_sample) -> None:
+    digits, labels = mnist_sample.x_test, mnist_sample.y_test
+    bars = np.array([negatives._upright_bar(d) for d in digits])
+    assert bars[labels == 1].mean() > 0.9  # 0.98 of the sample's 1s when written
+    assert not bars[labels == 0].any()
+    served = synthetic_negatives(200, 0, kinds=["scenes"])
+    assert not any(negatives._upright_bar(f) for f in served)
+
+
 def test_unknown_kind_and_family() -> None:
     with pytest.raises(KeyError, match="doodles"):
         render_ink("doodles", 1, 0)  # a held-out kind only
