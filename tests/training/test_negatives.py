@@ -207,7 +207,9 @@ def test_synthetic_negatives_blocks_follow_kind_order() -> None:
         inks = render_ink(kind, count, 4)
         if kind in negatives.SERVED_KINDS:
             pages = range(4 * negatives.PAGE_SEEDS, 4 * negatives.PAGE_SEEDS + count)
-            expected = [negatives.as_served(ink, page) for ink, page in zip(inks, pages, strict=True)]
+            expected = [
+                negatives.as_served(ink, page) for ink, page in zip(inks, pages, strict=True)
+            ]
         else:
             expected = [mnist_frame(ink) for ink in inks]
         np.testing.assert_array_equal(x[start : start + count], np.stack(expected))
