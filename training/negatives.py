@@ -1056,9 +1056,7 @@ def _train_scenes(rng: Rng) -> np.ndarray:
     scene = cv2.GaussianBlur(scene, (0, 0), float(rng.uniform(0.5, 1.5)))
     if np.median(scene) > 0.5 * (float(scene.min()) + float(scene.max())):
         scene = -scene
-    floor = float(np.quantile(scene, rng.uniform(0.3, 0.6)))
-    top = float(np.quantile(scene, 0.995))
-    return np.clip((scene - floor) / max(top - floor, 1e-3), 0, 1).astype(np.float32)
+    return _tone_to_ink(scene, rng.uniform(0.3, 0.6))
 
 
 # ---------------------------------------------------------------------------- held-out kinds
@@ -1305,9 +1303,15 @@ def _photo_crop(photo: np.ndarray, rng: Rng) -> np.ndarray:
         crop = cv2.resize(crop, (96, 96), interpolation=cv2.INTER_AREA)
     if np.median(crop) > 0.5:
         crop = 1.0 - crop
-    low = float(np.quantile(crop, rng.uniform(0.3, 0.6)))
-    high = float(np.quantile(crop, 0.995))
-    return np.clip((crop - low) / max(high - low, 1e-3), 0, 1).astype(np.float32)
+    return _tone_to_ink(crop, rng.uniform(0.3, 0.6))
+
+
+def _tone_to_ink(tone: np.ndarray, paper_quantile: float) -> np.ndarray:
+    """Ink in [0,1] from a picture whose majority tone is dark: the ``paper_quantile`` of its
+    tones is the paper (0), its 99.5% quantile full ink (1), as a photo crop is normalised."""
+    low = float(np.quantile(tone, paper_quantile))
+    high = float(np.quantile(tone, 0.995))
+    return np.clip((tone - low) / max(high - low, 1e-3), 0, 1).astype(np.float32)
 
 
 def _held_out_noise(rng: Rng) -> np.ndarray:
