@@ -97,6 +97,12 @@ CUTS_PER_HEIGHT = 2.5
 SEAM_REACH = 0.2
 SEAM_LEANS = 9
 SEAM_DRIFT = 0.5
+# Where strokes overlap, the column profile has no minimum at the join: in a group wider than
+# FILL_WIDTH heights, stretches between cuts longer than two FILL_SPACING get more cuts,
+# evenly spaced, and the recogniser chooses among them. (A narrower group is most likely one
+# wide digit, and cut into more pieces it is read as more digits more often.)
+FILL_SPACING = 0.12
+FILL_WIDTH = 1.0
 # ...and a candidate digit must be at least this narrow part of a height, at most this wide.
 MIN_WIDTH = 0.15
 MAX_WIDTH = 1.6
@@ -105,8 +111,11 @@ MAX_WIDTH = 1.6
 # tall as each other.
 SHORT = 0.7
 SHORT_PENALTY = 4.0
-# A candidate digit spans at most this many units.
-MAX_SPAN = 6
+# What a cut leaves of a neighbour's strokes is dropped from a cut-out digit when each piece
+# holds less than this share of its ink.
+SLIVER = 0.15
+# A candidate digit spans at most this many units (a wide digit among FILL_SPACING cuts: 8).
+MAX_SPAN = 10
 # Every cut through ink costs this much log-confidence, so half a digit that looks like a 1
 # does not beat the whole digit unless the whole is clearly not one. Parting at a gap is free.
 # A group no wider than ONE_DIGIT heights is most likely one digit (MNIST's are up to about
@@ -536,6 +545,14 @@ def _seams(line: _Line, group: _Group) -> list[np.ndarray]:
             chosen.append(int(column))
         if len(chosen) >= CUTS_PER_HEIGHT * group.width / line.height:
             break
+    spacing = FILL_SPACING * line.height
+    edges = [0, *sorted(chosen), group.width] if group.width > FILL_WIDTH * line.height else []
+    for a, b in itertools.pairwise(edges):
+        extra = int((b - a) / spacing) - 1
+        for k in range(1, extra + 1):
+            column = a + round(k * (b - a) / (extra + 1))
+            if margin <= column <= group.width - margin:
+                chosen.append(column)
     reach = max(1, round(SEAM_REACH * line.height))
     seams = [_seam(inside, c, reach) + group.x0 for c in sorted(chosen)]
     for earlier, later in itertools.pairwise(seams):  # seams must not cross
@@ -575,6 +592,8 @@ def _candidate_mask(
         columns = np.arange(group.x0, group.x1)[np.newaxis, :]
         between = (columns >= first.left[:, np.newaxis]) & (columns < last.right[:, np.newaxis])
         inside = np.isin(window, group.labels) & between
+        if not (first.whole and last.whole):
+            inside = _without_slivers(inside)
         mask[group.y0 : group.y1, group.x0 : group.x1] = inside.astype(np.uint8) * 255
         return mask
     for g in groups:
@@ -583,6 +602,18 @@ def _candidate_mask(
         piece = np.isin(window, group.labels).astype(np.uint8) * 255
         mask[group.y0 : group.y1, group.x0 : group.x1] |= piece
     return mask
+
+
+def _without_slivers(inside: np.ndarray) -> np.ndarray:
+    """A cut-out digit without the bits of its neighbour's strokes that the cut left on its
+    side: pieces holding less than SLIVER of the cut-out's ink. A straight cut cannot part
+    strokes that cross, and a neighbour's stroke end makes a 7 read as a 9."""
+    count, labels, stats = strokes.components(inside.astype(np.uint8))
+    if count < 2:
+        return inside
+    areas = stats[:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= SLIVER * areas.sum()) + 1
+    return np.isin(labels, keep)
 
 
 def _light_line(located: Located, line: _Line) -> LitRegion | None:
