@@ -32,6 +32,7 @@ from app.verdicts import (
     NumberVerdict,
     OperatingPoints,
     Verdict,
+    in_a_number,
     judge,
     resolve_operating_points,
     several,
@@ -272,7 +273,7 @@ class DigitService:
         not_digits: list[ReadPiece] = []
         for index in chosen:
             candidate = proposal.candidates[index]
-            judged = self.judge(probabilities[index])
+            judged = judge(probabilities[index], in_a_number(self.operating_points))
             cut = cut_through_ink(proposal, index)
             piece = ReadPiece(candidate.box, judged, probabilities[index], candidate.image, cut)
             (not_digits if judged.verdict is Verdict.not_a_digit else digits).append(piece)

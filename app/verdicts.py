@@ -30,6 +30,9 @@ ALTERNATIVES = 3
 """How many digits an ``uncertain`` answer names, most probable first."""
 DECIMALS = 6
 """Probabilities are reported with six decimals (all float32 holds); verdicts judge those."""
+IN_A_NUMBER = 0.5
+"""/read's pieces are ``not_a_digit`` below this share of ``not_a_digit_below`` (in_a_number)."""
+"""Probabilities are reported with six decimals (all float32 holds); verdicts judge those."""
 
 Source = Literal["settings", "metadata", "default"]
 METADATA_KEY = "operating_points"
@@ -130,6 +133,20 @@ def judge(probabilities: np.ndarray | Sequence[float], points: OperatingPoints) 
         Alternative(int(digit), round(float(row[digit]), DECIMALS)) for digit in top
     )
     return Judgement(Verdict.uncertain, best, best, confidence, alternatives)
+
+
+def in_a_number(points: OperatingPoints) -> OperatingPoints:
+    """The points /read judges each piece of a number by: ``not_a_digit`` only below
+    IN_A_NUMBER of ``not_a_digit_below``.
+
+    ``not_a_digit_below`` is fitted for an upload that may be anything; a digit-sized piece of
+    ink in a row of digits is most likely a digit, and one read at 0.3 is better named as an
+    ``uncertain`` digit (its number ``uncertain``) than dropped, which makes the number a digit
+    short. A letter among the digits still reads lower than that.
+    """
+    return OperatingPoints(
+        points.not_a_digit_below * IN_A_NUMBER, points.uncertain_below, points.source
+    )
 
 
 def several(judged: Judgement) -> Judgement:

@@ -13,6 +13,7 @@ from app.verdicts import (
     InvalidOperatingPoints,
     OperatingPoints,
     Verdict,
+    in_a_number,
     judge,
     resolve_operating_points,
 )
@@ -62,6 +63,18 @@ def test_not_a_digit_names_no_digit_but_keeps_the_best_guess() -> None:
     assert judged.best_guess == 4
     assert judged.confidence == 0.31
     assert judged.alternatives is None
+
+
+def test_a_piece_of_a_number_is_not_a_digit_only_far_lower() -> None:
+    """In a row of digits a digit-sized piece read at 0.31 is an uncertain digit, not a gap
+    in the number; one read near chance still is no digit."""
+    points = in_a_number(POINTS)
+    assert points.not_a_digit_below == pytest.approx(0.275)
+    assert points.uncertain_below == POINTS.uncertain_below
+    piece = judge(row(4, 0.31, 9, 0.3), points)
+    assert (piece.verdict, piece.digit) == (Verdict.uncertain, 4)
+    assert judge(row(4, 0.2, 9, 0.15), points).verdict is Verdict.not_a_digit
+    assert judge(row(4, 0.95), points).verdict is Verdict.digit
 
 
 def test_a_digit_names_it_without_alternatives() -> None:
