@@ -60,8 +60,14 @@ MAX_PIECES = 48
 # The digits' height is the median height of the pieces holding at least this fraction of the
 # largest piece's ink: broken-off bits and dots do not vote.
 REFERENCE_AREA = 0.15
+REFERENCE_PIECES = 5
 # ...and measured again on the merged groups when those are this much taller.
 REMEASURE = 1.15
+# Among at least OFF_LINE_AMONG groups, one that shares less than OFF_LINE_OVERLAP of its
+# height (or the digits') with the band the digits' median centre sets, one digit height
+# tall, is off the line: a shadow's tip, a note in the margin, not a digit of the number.
+OFF_LINE_AMONG = 3
+OFF_LINE_OVERLAP = 0.4
 # A group lower than this fraction of the digits' height is a mark (dash, dot, comma)...
 SMALL_HEIGHT = 0.45
 # ...and one this many heights wide but at most LINE_HEIGHT high is a rule drawn under or
@@ -150,11 +156,14 @@ class MarkKind(StrEnum):
 
     - `small`: much smaller than the digits (a dash, a dot, a comma, a stray mark).
     - `line`: a rule under or through the number, or a box drawn around it.
+    - `off_line`: digit-sized, but above or below the row of digits (the tip of a shadow, a
+      note in the margin).
     - `not_a_digit`: digit-sized, but the model says it is not a digit (a letter, a symbol).
     """
 
     small = "small"
     line = "line"
+    off_line = "off_line"
     not_a_digit = "not_a_digit"
 
 
@@ -412,8 +421,10 @@ def _split_line(ink: np.ndarray) -> _Line:
     merged = _merge_sure([dataclasses.replace(g, labels=list(g.labels)) for g in groups], height)
     # Broken digits make the pieces' heights an underestimate; once the pieces of each digit
     # are together, the digits' own heights say how tall they are.
-    tallest = max(g.height for g in merged)
-    big_groups = [g.height for g in merged if g.height >= SMALL_HEIGHT * tallest]
+    # Measured on the groups at least digit-sized by the pieces' estimate, not by the tallest
+    # group: one tall group that is no digit (a shadow's edge joined to a digit) would make
+    # every digit beside it a small mark.
+    big_groups = [g.height for g in merged if g.height >= SMALL_HEIGHT * height]
     if merged and np.median(big_groups) > REMEASURE * height:
         height = float(np.median(big_groups))
         merged = _merge_sure(
@@ -426,6 +437,17 @@ def _split_line(ink: np.ndarray) -> _Line:
             marks.append((MarkKind.small, (group.x0, group.y0, group.x1, group.y1)))
         else:
             digits.append(group)
+    if len(digits) >= OFF_LINE_AMONG:
+        middle = float(np.median([(g.y0 + g.y1) / 2 for g in digits]))
+        top, bottom = middle - height / 2, middle + height / 2
+        on_line = []
+        for group in digits:
+            overlap = min(group.y1, bottom) - max(group.y0, top)
+            if overlap < OFF_LINE_OVERLAP * min(group.height, height):
+                marks.append((MarkKind.off_line, (group.x0, group.y0, group.x1, group.y1)))
+            else:
+                on_line.append(group)
+        digits = on_line
     digits.sort(key=lambda g: (g.x0 + g.x1) / 2)
     return _Line(labels, tuple(digits), tuple(marks), height)
 

@@ -159,6 +159,31 @@ def test_a_box_drawn_around_the_number_is_a_line_mark():
     assert proposal.units == 3
 
 
+def test_a_digit_sized_piece_above_the_row_is_off_the_line():
+    """A shadow's tip or a note in the margin, digit-sized but above the digits, is a mark."""
+    page = line_of(
+        ("zero", (100, 170, 160, 270)),
+        ("zero", (200, 170, 260, 270)),
+        ("zero", (300, 170, 360, 270)),
+        ("zero", (420, 20, 480, 120)),  # above the row, not on it
+    )
+    proposal = propose(page)
+    assert [mark.kind for mark in proposal.marks] == [MarkKind.off_line]
+    assert proposal.marks[0].box.y < 130
+    assert proposal.units == 3
+
+
+def test_one_tall_piece_does_not_make_the_digits_beside_it_marks():
+    """A piece three digits tall (a shadow's edge, a stroke down the page) is not what sets the
+    digits' height: the digits beside it stay digits."""
+    zeros = [(200, 120, 250, 190), (300, 120, 350, 190), (400, 120, 450, 190)]
+    page = line_of(("one", (80, 30, 100, 270)), *(("zero", box) for box in zeros))
+    proposal = propose(page)
+    assert not [mark for mark in proposal.marks if mark.kind is MarkKind.small]
+    for x0, y0, x1, y1 in zeros:  # each zero whole among the candidates
+        assert any(iou(c.box, (x0 - 6, y0 - 6, x1 + 6, y1 + 6)) > 0.7 for c in proposal.candidates)
+
+
 def test_a_loose_piece_above_a_digit_is_merged_into_it():
     """A 5 whose bar came loose is one digit: the small piece over a bigger one joins it."""
     page = np.full((300, 500), 235, np.uint8)
