@@ -71,6 +71,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "0 to train on digits only)",
     )
     parser.add_argument(
+        "--pairs",
+        type=int,
+        default=None,
+        help="extra negatives of two training digits written into one another, so that /read "
+        "can tell where one digit ends (default: a fifth of --negatives; 0 for none)",
+    )
+    parser.add_argument(
         "--negatives-data",
         type=Path,
         default=None,
@@ -132,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         limit=args.limit,
         validation_size=validation_size,
         negatives=args.negatives,
+        pairs=args.pairs,
         verbose=2 if args.quiet else "auto",
     )
     wanted = negatives_wanted(config, digits - validation_size)

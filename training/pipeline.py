@@ -23,17 +23,19 @@ import tensorflow as tf
 
 from contract import METADATA_FILE, REPORT_DIR, SIGNATURE, TFLITE_FILE, check_written
 from training import calibrate
-from training.data import Mnist
+from training.data import Mnist, array_sha256
 from training.evaluate import predict_tflite, saved_model_predictor
 from training.export import export_version, write_check_batch, write_json
 from training.metrics import evaluate_probabilities, format_evaluation
 from training.negatives import Negatives, available_held_out_kinds, load_negatives, mnist_frame
 from training.negatives import render_ink as render_negative_ink
+from training.pairs import digit_pairs
 from training.report import write_report
 from training.train import (
     TrainConfig,
     augmented_copy,
     negatives_wanted,
+    pairs_wanted,
     scale_images,
     split_validation,
     train,
@@ -43,6 +45,7 @@ from training.train import (
 # the HTTP benchmark draws its own, different ones).
 HELD_OUT_PER_KIND = 300
 HELD_OUT_SEED_OFFSET = 1_000
+PAIRS_SEED_OFFSET = 2_000
 
 
 def one_of_each_digit(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -111,6 +114,12 @@ def train_and_export(
     if wanted and (negatives is None or len(negatives.x) < wanted):
         negatives = load_negatives(wanted, config.seed)
     x_negatives = negatives.x[:wanted] if wanted and negatives is not None else None
+    pair_count = pairs_wanted(config, wanted) if x_negatives is not None else 0
+    pair_seed = config.seed + PAIRS_SEED_OFFSET
+    pairs = digit_pairs(split.x_train, pair_count, pair_seed)
+    if x_negatives is not None and pair_count:
+        order = np.random.default_rng(pair_seed).permutation(len(x_negatives) + pair_count)
+        x_negatives = np.concatenate([x_negatives, pairs])[order]
     result = train(
         config, split.x_train, split.y_train, split.x_val, split.y_val, x_negatives=x_negatives
     )
@@ -198,7 +207,22 @@ def train_and_export(
             },
             "negatives": {
                 "count": 0 if x_negatives is None else len(x_negatives),
-                "sources": negatives.sources if negatives is not None and wanted else [],
+                "sources": (negatives.sources if negatives is not None and wanted else [])
+                + (
+                    [
+                        {
+                            "name": "digit-pairs",
+                            "kind": "digit-pairs",
+                            "origin": f"training.pairs.digit_pairs(training split, "
+                            f"seed={pair_seed})",
+                            "split": "train",
+                            "count": pair_count,
+                            "sha256": array_sha256(pairs),
+                        }
+                    ]
+                    if pair_count
+                    else []
+                ),
                 "held_out": {
                     "seed": config.seed + HELD_OUT_SEED_OFFSET,
                     "kinds": by_kind,

@@ -14,9 +14,12 @@ from contract import versions
 from tests.conftest import FIXTURE_NEGATIVES, FIXTURE_VALIDATION
 from training import calibrate, export
 from training.__main__ import main as training_main
+from training.data import array_sha256
 from training.evaluate import predict_saved_model, predict_tflite, resolve_version_dir
 from training.metrics import evaluate_probabilities
 from training.models import build_seed
+from training.pairs import PAIRS_PER_NEGATIVE, digit_pairs
+from training.pipeline import PAIRS_SEED_OFFSET
 from training.train import augment_batch, scale_images, split_validation
 
 
@@ -51,7 +54,8 @@ def test_metadata_describes_the_artifact(model_dir: Path, mnist_sample) -> None:
     assert meta["train_examples"] == len(mnist_sample.x_train) - FIXTURE_VALIDATION
     assert meta["validation"]["size"] == FIXTURE_VALIDATION
     assert meta["recipe"]["weights"].startswith("exponential moving average")
-    assert meta["negatives"]["count"] == FIXTURE_NEGATIVES
+    pairs = round(PAIRS_PER_NEGATIVE * FIXTURE_NEGATIVES)
+    assert meta["negatives"]["count"] == FIXTURE_NEGATIVES + pairs
     assert {s["kind"] for s in meta["negatives"]["sources"]} >= {"letters", "shapes"}
     assert meta["signature"] == "serving_default"
     assert meta["data"]["sha256"]["y_test"] == mnist_sample.sha256s()["y_test"]
@@ -81,6 +85,11 @@ def test_validation_is_split_off_the_training_digits_not_the_test_set(
     # epoch's figure is what the exported model scores on those 250 training digits.
     val_acc = (predict_saved_model(model_dir, split.x_val).argmax(1) == split.y_val).mean()
     assert meta["history"]["val_accuracy"][-1] == pytest.approx(val_acc, abs=1e-6)
+    # The pairs of digits trained as negatives are drawn from the training split alone.
+    (source,) = [s for s in meta["negatives"]["sources"] if s["kind"] == "digit-pairs"]
+    seed = meta["seed"] + PAIRS_SEED_OFFSET
+    assert source["split"] == "train"
+    assert source["sha256"] == array_sha256(digit_pairs(split.x_train, source["count"], seed))
 
 
 def test_the_signature_serves_the_fitted_temperature(model_dir: Path, mnist_sample) -> None:
