@@ -126,13 +126,13 @@ MAX_SPAN = 10
 # does not beat the whole digit unless the whole is clearly not one. Parting at a gap is free.
 # A group no wider than ONE_DIGIT heights is most likely one digit (MNIST's are up to about
 # that wide), so a cut through it costs CUT_COST; through a wider one, WIDE_CUT_COST.
-CUT_COST = 1.0
-WIDE_CUT_COST = 0.3
+CUT_COST = 0.6
+WIDE_CUT_COST = 0.1
 ONE_DIGIT = 1.0
 # ...plus, in such a group, this for every stroke the cut crosses beyond the first.
-STROKE_CUT_COST = 0.5
+STROKE_CUT_COST = 0.3
 # Candidates wider than this many heights pay this much log-confidence per extra height.
-WIDE = 1.0
+WIDE = 1.1
 WIDE_PENALTY = 3.0
 # /predict was given several digits when another one stands beside its digit: at least this
 # tall and this inky relative to it, overlapping it vertically by half and horizontally by at
