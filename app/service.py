@@ -271,9 +271,10 @@ class DigitService:
         chosen = choose(proposal, confidences)
         digits: list[ReadPiece] = []
         not_digits: list[ReadPiece] = []
+        points = in_a_number(self.operating_points)
         for index in chosen:
             candidate = proposal.candidates[index]
-            judged = judge(probabilities[index], in_a_number(self.operating_points))
+            judged = judge(probabilities[index], points)
             cut = cut_through_ink(proposal, index)
             piece = ReadPiece(candidate.box, judged, probabilities[index], candidate.image, cut)
             (not_digits if judged.verdict is Verdict.not_a_digit else digits).append(piece)

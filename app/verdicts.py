@@ -32,7 +32,6 @@ DECIMALS = 6
 """Probabilities are reported with six decimals (all float32 holds); verdicts judge those."""
 IN_A_NUMBER = 0.5
 """/read's pieces are ``not_a_digit`` below this share of ``not_a_digit_below`` (in_a_number)."""
-"""Probabilities are reported with six decimals (all float32 holds); verdicts judge those."""
 
 Source = Literal["settings", "metadata", "default"]
 METADATA_KEY = "operating_points"

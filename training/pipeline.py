@@ -117,9 +117,20 @@ def train_and_export(
     pair_count = pairs_wanted(config, wanted) if x_negatives is not None else 0
     pair_seed = config.seed + PAIRS_SEED_OFFSET
     pairs = digit_pairs(split.x_train, pair_count, pair_seed)
+    pair_sources: list[dict[str, object]] = []
     if x_negatives is not None and pair_count:
         order = np.random.default_rng(pair_seed).permutation(len(x_negatives) + pair_count)
         x_negatives = np.concatenate([x_negatives, pairs])[order]
+        pair_sources.append(
+            {
+                "name": "digit-pairs",
+                "kind": "digit-pairs",
+                "origin": f"training.pairs.digit_pairs(training split, seed={pair_seed})",
+                "split": "train",
+                "count": pair_count,
+                "sha256": array_sha256(pairs),
+            }
+        )
     result = train(
         config, split.x_train, split.y_train, split.x_val, split.y_val, x_negatives=x_negatives
     )
@@ -208,21 +219,7 @@ def train_and_export(
             "negatives": {
                 "count": 0 if x_negatives is None else len(x_negatives),
                 "sources": (negatives.sources if negatives is not None and wanted else [])
-                + (
-                    [
-                        {
-                            "name": "digit-pairs",
-                            "kind": "digit-pairs",
-                            "origin": f"training.pairs.digit_pairs(training split, "
-                            f"seed={pair_seed})",
-                            "split": "train",
-                            "count": pair_count,
-                            "sha256": array_sha256(pairs),
-                        }
-                    ]
-                    if pair_count
-                    else []
-                ),
+                + pair_sources,
                 "held_out": {
                     "seed": config.seed + HELD_OUT_SEED_OFFSET,
                     "kinds": by_kind,

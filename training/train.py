@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.models import ARCHITECTURES
+from training.pairs import PAIRS_PER_NEGATIVE
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class TrainConfig:
     limit: int | None = None  # train on the first N images only (quick runs)
     validation_size: int = 5000  # held out of the training digits; every choice is made on it
     negatives: int | None = None  # outlier-exposure images; None: the recipe's share of digits
-    pairs: int | None = None  # pairs of digits among them (training.pairs); None: its share
+    pairs: int | None = None  # pairs of digits on top of them (training.pairs); None: its share
     verbose: int | str = "auto"
 
 
@@ -245,8 +246,6 @@ def pairs_wanted(config: TrainConfig, negatives: int) -> int:
     """How many of the negatives are pairs of digits (added to ``negatives``, not of them)."""
     if config.pairs is not None:
         return config.pairs
-    from training.pairs import PAIRS_PER_NEGATIVE
-
     return round(PAIRS_PER_NEGATIVE * negatives)
 
 

@@ -60,7 +60,6 @@ MAX_PIECES = 48
 # The digits' height is the median height of the pieces holding at least this fraction of the
 # largest piece's ink: broken-off bits and dots do not vote.
 REFERENCE_AREA = 0.15
-REFERENCE_PIECES = 5
 # ...and measured again on the merged groups when those are this much taller.
 REMEASURE = 1.15
 # Among at least OFF_LINE_AMONG groups, one that shares less than OFF_LINE_OVERLAP of its
@@ -437,19 +436,25 @@ def _split_line(ink: np.ndarray) -> _Line:
             marks.append((MarkKind.small, (group.x0, group.y0, group.x1, group.y1)))
         else:
             digits.append(group)
-    if len(digits) >= OFF_LINE_AMONG:
-        middle = float(np.median([(g.y0 + g.y1) / 2 for g in digits]))
-        top, bottom = middle - height / 2, middle + height / 2
-        on_line = []
-        for group in digits:
-            overlap = min(group.y1, bottom) - max(group.y0, top)
-            if overlap < OFF_LINE_OVERLAP * min(group.height, height):
-                marks.append((MarkKind.off_line, (group.x0, group.y0, group.x1, group.y1)))
-            else:
-                on_line.append(group)
-        digits = on_line
+    off = _off_line(digits, height)
+    marks += [(MarkKind.off_line, (g.x0, g.y0, g.x1, g.y1)) for g in off]
+    digits = [g for g in digits if g not in off]
     digits.sort(key=lambda g: (g.x0 + g.x1) / 2)
     return _Line(labels, tuple(digits), tuple(marks), height)
+
+
+def _off_line(groups: list[_Group], height: float) -> list[_Group]:
+    """The groups above or below the band, one digit height tall, that the groups' median
+    centre sets (see OFF_LINE_AMONG); none among fewer groups."""
+    if len(groups) < OFF_LINE_AMONG:
+        return []
+    middle = float(np.median([(g.y0 + g.y1) / 2 for g in groups]))
+    top, bottom = middle - height / 2, middle + height / 2
+    return [
+        g
+        for g in groups
+        if min(g.y1, bottom) - max(g.y0, top) < OFF_LINE_OVERLAP * min(g.height, height)
+    ]
 
 
 def _encloses(stats: np.ndarray, pieces: np.ndarray, i: int) -> bool:
