@@ -82,6 +82,8 @@ STROKE_KERNEL = 3.0
 # that is not stroke-like (or lies outside the digit's box) counts this much of its size.
 MAX_CANDIDATES = 12
 NOT_STROKE_WEIGHT = 0.05
+# A triangular piece wider than this many of the digit's pen widths is a shadow's corner.
+WEDGE_PEN = 2.0
 # A candidate's ink counts by its area times its mean strength to this power (_digit_parts).
 INK_POWER = 2.0
 # Ink is at least this fraction as strong as the strongest strokes (_digit_parts).
@@ -481,7 +483,10 @@ def _digit_parts(
     x, y, w, h = stats[candidates, :4].T
     # Ink absorbs most of the light: what a shadow's corner leaves behind is as wide but fainter.
     strength = strokes.mean_inside(ink, labels, stats, candidates) / 255
-    score = areas[candidates] * strength**INK_POWER * np.where(shaped, 1.0, NOT_STROKE_WEIGHT)
+    # A shadow's corner narrowing to a point is a filled triangle; no digit is.
+    wedge = strokes.wedges(labels, stats, candidates)
+    digit_like = shaped & ~wedge
+    score = areas[candidates] * strength**INK_POWER * np.where(digit_like, 1.0, NOT_STROKE_WEIGHT)
     if box is not None:
         bx0, by0, bx1, by1 = box
         inside = (x < bx1) & (x + w > bx0) & (y < by1) & (y + h > by0)
@@ -493,7 +498,16 @@ def _digit_parts(
         (x < mx + mw + reach) & (x + w > mx - reach) & (y < my + mh + reach) & (y + h > my - reach)
     )
     big = areas[candidates] >= MIN_PIECE_AREA * areas[candidates[main]]
-    keep = near & big & (shaped | (np.arange(len(candidates)) == main))
+    is_main = np.arange(len(candidates)) == main
+    keep = near & big & (shaped | is_main)
+    if wedge.any():
+        # A broken-off piece of the digit may be triangular too, but only a pen wide; what
+        # the lighting's kernel leaves of a shadow's corner is up to that kernel wide.
+        pen = strokes.stroke_width(
+            (labels[my : my + mh, mx : mx + mw] == candidates[main] + 1).astype(np.uint8) * 255
+        )
+        wide = strokes.widest(labels, stats, candidates) > WEDGE_PEN * pen
+        keep &= ~(wedge & wide) | is_main
     dots = strokes.dots_inside(labels, stats, int(candidates[main]))
     return threshold, labels, stats, np.union1d(candidates[keep], dots)
 

@@ -26,6 +26,12 @@ MAX_STROKE_FRACTION = 0.5
 DOT_FILL = 0.5
 DOT_ELONGATION = 2.0
 DOT_PEN = (0.7, 3.0)
+# A component that fills this much of the smallest triangle around it is a wedge: what is
+# left of a shadow's corner narrowing to a point. A pen's strokes bend, cross and keep their
+# width, so a digit fills less (MNIST's boldest, dilated to a marker's weight: about 0.8)...
+WEDGE_FILL = 0.8
+# ...if it is at least this many pixels each way: smaller, a digit's loops close up.
+WEDGE_MIN_PX = 12
 
 
 def remove_lines(ink: np.ndarray, length: tuple[int, int], *, pool: int = 1) -> np.ndarray:
@@ -72,18 +78,39 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
 def stroke_like(labels: np.ndarray, stats: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """Boolean per candidate: is the component made of strokes rather than a filled area?
 
-    Its widest stroke (twice the largest distance from its inside to its outline) must be a
-    small fraction of its longer side.
+    Its widest stroke (``widest``) must be a small fraction of its longer side.
     """
-    keep = np.zeros(len(candidates), bool)
+    sides = np.maximum(stats[candidates, 2], stats[candidates, 3])
+    return (widest(labels, stats, candidates) <= MAX_STROKE_FRACTION * sides) | (sides < 8)
+
+
+def widest(labels: np.ndarray, stats: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Per candidate, its widest stroke: twice the largest distance from inside to outline."""
+    found = np.zeros(len(candidates))
     for n, i in enumerate(candidates):
         x, y, w, h = stats[i, :4]
         inside = (labels[y : y + h, x : x + w] == i + 1).astype(np.uint8)
         padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
         distance = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_5)
-        widest = 2 * float(cv2.minMaxLoc(distance)[1])
-        keep[n] = widest <= MAX_STROKE_FRACTION * max(w, h) or max(w, h) < 8
-    return keep
+        found[n] = 2 * float(cv2.minMaxLoc(distance)[1])
+    return found
+
+
+def wedges(labels: np.ndarray, stats: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Boolean per candidate: does the component nearly fill the smallest triangle around it?
+
+    That is the shape of what lighting leaves of a shadow's corner narrowing to a point. A
+    pen's strokes bend, cross and keep their width, so a whole digit fills far less.
+    """
+    found = np.zeros(len(candidates), bool)
+    for n, i in enumerate(candidates):
+        x, y, w, h, area = stats[i]
+        if min(w, h) < WEDGE_MIN_PX:
+            continue
+        inside = (labels[y : y + h, x : x + w] == i + 1).astype(np.uint8)
+        hull = cv2.convexHull(cv2.findNonZero(inside)).astype(np.float32)
+        found[n] = area >= WEDGE_FILL * cv2.minEnclosingTriangle(hull)[0]
+    return found
 
 
 def dots_inside(labels: np.ndarray, stats: np.ndarray, main: int) -> np.ndarray:

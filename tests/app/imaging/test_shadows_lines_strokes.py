@@ -11,7 +11,7 @@ from app.imaging.errors import NoDigitFound
 from app.imaging.lighting import flat_field_ink
 from app.imaging.normalize import MIN_INK_CONTRAST, normalize_digit
 from app.imaging.prepare import preprocess_image
-from app.imaging.strokes import remove_lines, stroke_width
+from app.imaging.strokes import components, remove_lines, stroke_width, wedges
 from digit_photos.notebook import notebook_photo
 from tests.app.imaging.test_decode_and_normalize import similarity
 
@@ -92,6 +92,46 @@ def test_a_shaded_corner_of_the_page_is_not_ink(digits: np.ndarray):
     shaded = normalize_digit(photo(page, 1 - 0.5 * corner))
     assert similarity(shaded, clean) > 0.9
     assert stray_ink(shaded, clean) < 0.35
+
+
+def wedge(shape: tuple[int, int], tip: tuple[float, float], half_angle: float) -> np.ndarray:
+    """1 inside a wedge opening leftwards from ``tip`` (x, y), 0 elsewhere."""
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    angle = np.abs(np.arctan2(ys - tip[1], tip[0] - xs))
+    return ((angle < half_angle) & (xs < tip[0])).astype(np.float32)
+
+
+def test_a_shadows_corner_pointing_at_the_digit_is_not_ink(digits: np.ndarray):
+    """A hard-edged wedge of shade narrowing to a point just beside the digit: what lighting
+    leaves of its tip is a filled triangle, which is neither the digit nor a piece of it.
+
+    The wider wedges still beat it now and then (README, Known limits): the previous
+    normaliser got 14 of these 30 right, this one 22.
+    """
+    right = 0
+    for half_angle in (0.12, 0.2, 0.3):
+        for digit in digits[:10]:
+            page = written(digit)
+            shade = cv2.GaussianBlur(wedge(page.shape, (225, 280), half_angle), (0, 0), 0.6)
+            clean = normalize_digit(photo(page))
+            shaded = normalize_digit(photo(page, 1 - 0.5 * shade))
+            right += similarity(shaded, clean) > 0.85 and stray_ink(shaded, clean) < 0.35
+    assert right >= 20
+
+
+def test_a_filled_triangle_is_a_wedge_and_a_bold_digit_is_not(digits: np.ndarray):
+    triangle = np.zeros((120, 120), np.uint8)
+    cv2.fillConvexPoly(triangle, np.array([[5, 10], [115, 55], [5, 100]], np.int32), 1)
+    shapes = [triangle]
+    for digit in digits[:50]:
+        big = cv2.resize(digit, (84, 84), interpolation=cv2.INTER_LINEAR) > 128
+        shapes.append(cv2.dilate(big.astype(np.uint8), np.ones((5, 5), np.uint8)))
+    found = []
+    for shape in shapes:
+        _, labels, stats = components(shape)
+        found.append(bool(wedges(labels, stats, np.array([int(np.argmax(stats[:, 4]))]))[0]))
+    assert found[0]
+    assert not any(found[1:])
 
 
 # --- printed lines --------------------------------------------------------------------------
