@@ -479,7 +479,8 @@ def _digit_parts(
     areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
     candidates = np.flatnonzero(areas >= MIN_PIECE_AREA * areas.max())
     candidates = candidates[np.argsort(-areas[candidates])][:MAX_CANDIDATES]
-    shaped = strokes.stroke_like(labels, stats, candidates)
+    widths = strokes.widest(labels, stats, candidates)
+    shaped = strokes.stroke_like(labels, stats, candidates, widths)
     x, y, w, h = stats[candidates, :4].T
     # Ink absorbs most of the light: what a shadow's corner leaves behind is as wide but fainter.
     strength = strokes.mean_inside(ink, labels, stats, candidates) / 255
@@ -503,11 +504,8 @@ def _digit_parts(
     if wedge.any():
         # A broken-off piece of the digit may be triangular too, but only a pen wide; what
         # the lighting's kernel leaves of a shadow's corner is up to that kernel wide.
-        pen = strokes.stroke_width(
-            (labels[my : my + mh, mx : mx + mw] == candidates[main] + 1).astype(np.uint8) * 255
-        )
-        wide = strokes.widest(labels, stats, candidates) > WEDGE_PEN * pen
-        keep &= ~(wedge & wide) | is_main
+        pen = strokes.pen_width(labels, stats, int(candidates[main]))
+        keep &= ~(wedge & (widths > WEDGE_PEN * pen)) | is_main
     dots = strokes.dots_inside(labels, stats, int(candidates[main]))
     return threshold, labels, stats, np.union1d(candidates[keep], dots)
 

@@ -75,13 +75,20 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return count - 1, labels, stats[1:]
 
 
-def stroke_like(labels: np.ndarray, stats: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+def stroke_like(
+    labels: np.ndarray,
+    stats: np.ndarray,
+    candidates: np.ndarray,
+    widths: np.ndarray | None = None,
+) -> np.ndarray:
     """Boolean per candidate: is the component made of strokes rather than a filled area?
 
-    Its widest stroke (``widest``) must be a small fraction of its longer side.
+    Its widest stroke (``widths``, else ``widest``) must be a small fraction of its longer side.
     """
+    if widths is None:
+        widths = widest(labels, stats, candidates)
     sides = np.maximum(stats[candidates, 2], stats[candidates, 3])
-    return (widest(labels, stats, candidates) <= MAX_STROKE_FRACTION * sides) | (sides < 8)
+    return (widths <= MAX_STROKE_FRACTION * sides) | (sides < 8)
 
 
 def widest(labels: np.ndarray, stats: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -128,13 +135,19 @@ def dots_inside(labels: np.ndarray, stats: np.ndarray, main: int) -> np.ndarray:
     found = np.flatnonzero(inside)
     if found.size == 0:
         return found
-    pen = stroke_width((labels[my : my + mh, mx : mx + mw] == main + 1).astype(np.uint8) * 255)
+    pen = pen_width(labels, stats, main)
     side = np.maximum(w[found], h[found])
     round_enough = (area[found] >= DOT_FILL * w[found] * h[found]) & (
         np.minimum(w[found], h[found]) >= side / DOT_ELONGATION
     )
     pen_sized = (side >= DOT_PEN[0] * pen) & (side <= DOT_PEN[1] * pen)
     return found[round_enough & pen_sized]
+
+
+def pen_width(labels: np.ndarray, stats: np.ndarray, main: int) -> float:
+    """``stroke_width`` of component ``main`` alone."""
+    x, y, w, h = stats[main, :4]
+    return stroke_width((labels[y : y + h, x : x + w] == main + 1).astype(np.uint8) * 255)
 
 
 def mean_inside(
