@@ -33,6 +33,7 @@ import numpy as np
 from app.imaging import strokes
 from app.imaging.errors import NoDigitFound
 from app.imaging.normalize import (
+    WEDGE_PEN,
     InkParts,
     LitRegion,
     Located,
@@ -86,6 +87,13 @@ STACKED_PART = 0.75
 # overlaps it horizontally by this fraction of its own width.
 SMALL_OVERLAP = 0.2
 STACKED_HEIGHT = 1.3
+# A small piece at least BAR_FLAT times as wide as high, level with a digit's top third and
+# reaching out to the right from its right half, no more than BAR_GAP heights from it, is the
+# bar of a 5 that the pen lifted from (or a thin join the photo lost): it joins that digit.
+BAR_FLAT = 1.5
+BAR_GAP = 0.1
+# ...if it holds no more than this share of the digit's ink (a 5's body is not much longer).
+BAR_AREA = 0.6
 # Two neighbouring groups may be one digit (the model decides) when they are this close...
 MAYBE_MERGE_GAP = 0.12
 # ...and together no wider than this many digit heights.
@@ -399,10 +407,12 @@ def _split_line(ink: np.ndarray) -> _Line:
     order = order[areas[order] >= MIN_PIECE_PX]
     if order.size == 0:
         raise NoDigitFound("Only specks of ink were found, nothing digit-sized.")
-    shaped = strokes.stroke_like(labels, stats, order)
-    pieces = order[shaped]
+    widths = strokes.widest(labels, stats, order)
+    shaped = strokes.stroke_like(labels, stats, order, widths)
+    pieces, widths = order[shaped], widths[shaped]
     if pieces.size == 0:
         raise NoDigitFound("The ink found is filled areas, not pen strokes.")
+    pieces = _without_wedges(labels, stats, pieces, widths)
     big = pieces[areas[pieces] >= REFERENCE_AREA * areas[pieces].max()]
     height = float(np.median(stats[big, cv2.CC_STAT_HEIGHT]))
 
@@ -443,6 +453,20 @@ def _split_line(ink: np.ndarray) -> _Line:
     return _Line(labels, tuple(digits), tuple(marks), height)
 
 
+def _without_wedges(
+    labels: np.ndarray, stats: np.ndarray, pieces: np.ndarray, widths: np.ndarray
+) -> np.ndarray:
+    """``pieces`` less the filled triangles wider than WEDGE_PEN pen widths: what lighting
+    leaves of a shadow's corner (see app.imaging.normalize._digit_parts). The pen is that
+    of the largest piece that is not a wedge (``pieces`` come largest first); a digit's
+    broken-off bit may be triangular, but it is only a pen wide."""
+    wedge = strokes.wedges(labels, stats, pieces)
+    if not wedge.any() or wedge.all():
+        return pieces
+    pen = strokes.pen_width(labels, stats, int(pieces[~wedge][0]))
+    return pieces[~(wedge & (widths > WEDGE_PEN * pen))]
+
+
 def _off_line(groups: list[_Group], height: float) -> list[_Group]:
     """The groups above or below the band, one digit height tall, that the groups' median
     centre sets (see OFF_LINE_AMONG); none among fewer groups."""
@@ -474,6 +498,18 @@ def _above_or_below(piece: _Group, host: _Group) -> bool:
     return piece.y1 <= host.y0 + third or piece.y0 >= host.y1 - third
 
 
+def _loose_bar(piece: _Group, host: _Group, height: float) -> bool:
+    """Is ``piece`` a 5's bar that came loose: flat, level with ``host``'s top third, and
+    reaching out to the right from its right half, within BAR_GAP heights of it?"""
+    return (
+        piece.width >= BAR_FLAT * piece.height
+        and piece.y1 <= host.y0 + host.height / 3
+        and piece.x0 >= (host.x0 + host.x1) / 2
+        and piece.x0 - host.x1 <= BAR_GAP * height
+        and piece.x1 > host.x1
+    )
+
+
 def _merge_sure(groups: list[_Group], height: float) -> list[_Group]:
     """Merge each piece into a bigger one it overlaps horizontally when it is much smaller (a
     5's loose bar) or when the two are parts of one digit stacked (a 3 broken in two)."""
@@ -490,10 +526,20 @@ def _merge_sure(groups: list[_Group], height: float) -> list[_Group]:
                 group.height < SMALL_HEIGHT * height and group.area <= SURE_MERGE_AREA * host.area
             )
             if (
-                overlap >= SURE_MERGE_OVERLAP * min(group.width, host.width)
-                and (group.area <= SURE_MERGE_AREA * host.area or stacked)
-            ) or (
-                small and overlap >= SMALL_OVERLAP * group.width and _above_or_below(group, host)
+                (
+                    overlap >= SURE_MERGE_OVERLAP * min(group.width, host.width)
+                    and (group.area <= SURE_MERGE_AREA * host.area or stacked)
+                )
+                or (
+                    small
+                    and overlap >= SMALL_OVERLAP * group.width
+                    and _above_or_below(group, host)
+                )
+                or (
+                    group.height < SMALL_HEIGHT * height
+                    and group.area <= BAR_AREA * host.area
+                    and _loose_bar(group, host, height)
+                )
             ):
                 host.absorb(group)
                 break

@@ -147,6 +147,21 @@ def test_a_dash_a_dot_and_an_underline_are_marks_not_digits():
     assert len(single) == proposal.units == 3
 
 
+def test_a_filled_triangle_beside_the_number_is_not_a_digit():
+    """What lighting leaves of a shadow's corner narrowing to a point is a filled triangle,
+    tall and thin enough to pass for strokes; it is dropped as /predict drops it."""
+    for triangle in ([[520, 30], [575, 30], [560, 270]], [[520, 60], [600, 60], [560, 250]]):
+        page = line_of(
+            ("zero", (100, 80, 200, 230)),
+            ("zero", (240, 80, 340, 230)),
+            ("one", (400, 80, 420, 230)),
+        )
+        cv2.fillConvexPoly(page, np.array(triangle, np.int32), 30)
+        line = segment._split_line(segment.locate_number(page).ink)
+        assert len(line.groups) == 3
+        assert max(group.x1 for group in line.groups) < 440 * line.labels.shape[1] / 900
+
+
 def test_a_box_drawn_around_the_number_is_a_line_mark():
     page = line_of(
         ("frame", (60, 50, 620, 260)),
@@ -195,6 +210,20 @@ def test_a_loose_piece_above_a_digit_is_merged_into_it():
     assert not line.marks
     proposal = propose(page)
     assert any(c.start == 0 and c.end == proposal.units for c in proposal.candidates)
+
+
+def test_a_loose_bar_reaching_out_from_a_digits_top_right_is_merged_into_it():
+    """A narrow 5 whose bar came loose beside its top, barely over it, is still one digit."""
+    page = np.full((300, 500), 235, np.uint8)
+    cv2.ellipse(page, (185, 180), (30, 50), 0, -120, 160, 30, 12, cv2.LINE_AA)  # the bowl
+    cv2.line(page, (160, 70), (160, 125), 30, 12, cv2.LINE_AA)  # the stem
+    cv2.line(page, (214, 72), (272, 72), 30, 12, cv2.LINE_AA)  # the bar, off the stem's top
+    cv2.line(page, (330, 110), (372, 110), 30, 12, cv2.LINE_AA)  # a dash further on stays one
+    line = segment._split_line(segment.locate_number(page).ink)
+    assert len(line.groups) == 1
+    group = line.groups[0]
+    assert group.x1 - group.x0 > (272 - 150) * line.labels.shape[1] / 500 * 0.9
+    assert [kind for kind, _ in line.marks] == [MarkKind.small]
 
 
 def test_blank_pages_have_no_number():
