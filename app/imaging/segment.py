@@ -87,6 +87,14 @@ STACKED_PART = 0.75
 # overlaps it horizontally by this fraction of its own width.
 SMALL_OVERLAP = 0.2
 STACKED_HEIGHT = 1.3
+# ...and so are two that stand one above the other, sharing at most ALIGNED_SHARE of the
+# lower one's height, the narrower one at least ALIGNED_OVERLAP within the other's columns,
+# no taller together than ALIGNED_HEIGHT digit heights: a 7 broken in two where a shadow's
+# edge crosses it. The pieces' heights underestimate the digits' when several digits are
+# broken so; digits side by side share their rows, so this never joins two.
+ALIGNED_OVERLAP = 0.8
+ALIGNED_SHARE = 0.3
+ALIGNED_HEIGHT = 1.8
 # A small piece at least BAR_FLAT times as wide as high, level with a digit's top third and
 # reaching out to the right from its right half, no more than BAR_GAP heights from it, is the
 # bar of a 5 that the pen lifted from (or a thin join the photo lost): it joins that digit.
@@ -518,9 +526,15 @@ def _merge_sure(groups: list[_Group], height: float) -> list[_Group]:
     for group in groups:
         for host in merged:
             overlap = min(group.x1, host.x1) - max(group.x0, host.x0)
+            tall = max(group.y1, host.y1) - min(group.y0, host.y0)
             stacked = (
                 min(group.height, host.height) < STACKED_PART * height
-                and max(group.y1, host.y1) - min(group.y0, host.y0) <= STACKED_HEIGHT * height
+                and tall <= STACKED_HEIGHT * height
+            ) or (
+                overlap >= ALIGNED_OVERLAP * min(group.width, host.width)
+                and min(group.y1, host.y1) - max(group.y0, host.y0)
+                <= ALIGNED_SHARE * min(group.height, host.height)
+                and tall <= ALIGNED_HEIGHT * height
             )
             small = (
                 group.height < SMALL_HEIGHT * height and group.area <= SURE_MERGE_AREA * host.area

@@ -226,6 +226,22 @@ def test_a_loose_bar_reaching_out_from_a_digits_top_right_is_merged_into_it():
     assert [kind for kind, _ in line.marks] == [MarkKind.small]
 
 
+def test_a_digit_broken_in_two_one_piece_above_the_other_is_one_digit():
+    """Where a shadow's edge crosses a 7, its top and its foot part; with a 1 beside it the
+    pieces set the digits' height at the foot's, so the 7 is nearly twice as tall. Stacked
+    pieces in the same columns are one digit all the same; side by side, they are two."""
+    page = line_of(("one", (130, 80, 150, 230)))
+    cv2.line(page, (300, 86), (380, 86), 30, 12, cv2.LINE_AA)  # the 7's bar
+    cv2.line(page, (380, 86), (365, 130), 30, 12, cv2.LINE_AA)  # its stroke, then a break
+    cv2.line(page, (360, 146), (330, 230), 30, 12, cv2.LINE_AA)  # and its foot
+    cv2.line(page, (520, 140), (520, 230), 30, 12, cv2.LINE_AA)  # a short 1 beside it
+    line = segment._split_line(segment.locate_number(page).ink)
+    assert len(line.groups) == 3
+    scale = line.labels.shape[1] / 900
+    seven = line.groups[1]
+    assert seven.y1 - seven.y0 > 130 * scale
+
+
 def test_blank_pages_have_no_number():
     with pytest.raises(NoDigitFound):
         propose(np.full((200, 600), 230, np.uint8))
