@@ -56,6 +56,11 @@ VERTICAL_LINE_RUN = 0.97
 LINE_INK_FRACTION = 0.3
 # Pieces smaller than this many pixels (on the located copy) are dust.
 MIN_PIECE_PX = 4
+# A filled piece BLOB_HEIGHT of the digits' height (and no wider than BLOB_WIDTH of it), at
+# least BLOB_STRENGTH as dark as they are, may be a digit whose loops closed.
+BLOB_HEIGHT = (0.7, 1.4)
+BLOB_WIDTH = 1.2
+BLOB_STRENGTH = 0.8
 # At most this many of the largest pieces are looked at.
 MAX_PIECES = 48
 # The digits' height is the median height of the pieces holding at least this fraction of the
@@ -423,6 +428,7 @@ def _split_line(ink: np.ndarray) -> _Line:
     pieces = _without_wedges(labels, stats, pieces, widths)
     big = pieces[areas[pieces] >= REFERENCE_AREA * areas[pieces].max()]
     height = float(np.median(stats[big, cv2.CC_STAT_HEIGHT]))
+    pieces = np.r_[pieces, _inky_blobs(ink, labels, stats, order[~shaped], big, height)]
 
     marks: list[tuple[MarkKind, tuple[int, int, int, int]]] = []
     groups: list[_Group] = []
@@ -459,6 +465,32 @@ def _split_line(ink: np.ndarray) -> _Line:
     digits = [g for g in digits if g not in off]
     digits.sort(key=lambda g: (g.x0 + g.x1) / 2)
     return _Line(labels, tuple(digits), tuple(marks), height)
+
+
+def _inky_blobs(
+    ink: np.ndarray,
+    labels: np.ndarray,
+    stats: np.ndarray,
+    filled: np.ndarray,
+    digits: np.ndarray,
+    height: float,
+) -> np.ndarray:
+    """The ``filled`` pieces that may be digits all the same: a thick pen in a dim photo
+    closes a small digit's loops (an 8, a 0), and the reader must still see a digit there.
+    Such a blob is digit-sized (BLOB_HEIGHT, BLOB_WIDTH of ``height``) and as dark as the
+    ``digits`` (BLOB_STRENGTH); what lighting leaves of a shadow is fainter. The model says
+    whether it is a digit; it is not, most often, so the number is uncertain, not shorter."""
+    if filled.size == 0:
+        return filled
+    w, h = stats[filled, cv2.CC_STAT_WIDTH], stats[filled, cv2.CC_STAT_HEIGHT]
+    sized = (
+        (h >= BLOB_HEIGHT[0] * height) & (h <= BLOB_HEIGHT[1] * height) & (w <= BLOB_WIDTH * height)
+    )
+    if not sized.any():
+        return filled[:0]
+    strength = strokes.mean_inside(ink, labels, stats, filled[sized])
+    reference = float(np.median(strokes.mean_inside(ink, labels, stats, digits)))
+    return filled[sized][strength >= BLOB_STRENGTH * reference]
 
 
 def _without_wedges(

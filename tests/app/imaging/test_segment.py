@@ -162,6 +162,27 @@ def test_a_filled_triangle_beside_the_number_is_not_a_digit():
         assert max(group.x1 for group in line.groups) < 440 * line.labels.shape[1] / 900
 
 
+def test_a_digit_whose_loops_closed_is_read_but_a_faint_blob_is_not():
+    """A thick pen in a dim photo fills a small 8's loops: the blob is as dark as the digits
+    beside it and digit-sized, so the model gets to read it. A fainter blob of the same size
+    is what lighting leaves of a shadow, and a much smaller one is a smudge."""
+    page = line_of(("zero", (100, 80, 200, 230)), ("one", (400, 80, 420, 230)))
+    cv2.ellipse(page, (300, 155), (45, 70), 0, 0, 360, 30, -1, cv2.LINE_AA)
+    line = segment._split_line(segment.locate_number(page).ink)
+    assert len(line.groups) == 3
+
+    ink = np.zeros((200, 400), np.uint8)
+    cv2.ellipse(ink, (50, 100), (30, 60), 0, 0, 360, 200, 12)  # a 0
+    cv2.ellipse(ink, (150, 100), (30, 60), 0, 0, 360, 200, -1)  # an 8 whose loops closed
+    cv2.ellipse(ink, (250, 100), (30, 60), 0, 0, 360, 120, -1)  # as big, fainter
+    cv2.circle(ink, (350, 100), 15, 200, -1)  # as dark, much smaller
+    count, labels, stats = segment.strokes.components((ink > 0).astype(np.uint8) * 255)
+    assert count == 4
+    order = np.argsort(stats[:, 0])
+    blobs = segment._inky_blobs(ink, labels, stats, order[1:], order[:1], height=120.0)
+    assert list(blobs) == [order[1]]
+
+
 def test_a_box_drawn_around_the_number_is_a_line_mark():
     page = line_of(
         ("frame", (60, 50, 620, 260)),
