@@ -93,7 +93,7 @@ STACKED_PART = 0.75
 SMALL_OVERLAP = 0.2
 STACKED_HEIGHT = 1.3
 # ...and so are two that stand one above the other, sharing at most ALIGNED_SHARE of the
-# lower one's height, the narrower one at least ALIGNED_OVERLAP within the other's columns,
+# shorter one's rows, the narrower one at least ALIGNED_OVERLAP within the other's columns,
 # no taller together than ALIGNED_HEIGHT digit heights: a 7 broken in two where a shadow's
 # edge crosses it. The pieces' heights underestimate the digits' when several digits are
 # broken so; digits side by side share their rows, so this never joins two.
@@ -478,19 +478,21 @@ def _inky_blobs(
     """The ``filled`` pieces that may be digits all the same: a thick pen in a dim photo
     closes a small digit's loops (an 8, a 0), and the reader must still see a digit there.
     Such a blob is digit-sized (BLOB_HEIGHT, BLOB_WIDTH of ``height``) and as dark as the
-    ``digits`` (BLOB_STRENGTH); what lighting leaves of a shadow is fainter. The model says
-    whether it is a digit; it is not, most often, so the number is uncertain, not shorter."""
+    ``digits`` (BLOB_STRENGTH); what lighting leaves of a shadow is fainter, or a filled
+    triangle. The model says whether it is a digit; when it is not, the number is uncertain
+    rather than a digit shorter."""
     if filled.size == 0:
         return filled
     w, h = stats[filled, cv2.CC_STAT_WIDTH], stats[filled, cv2.CC_STAT_HEIGHT]
-    sized = (
+    sized = filled[
         (h >= BLOB_HEIGHT[0] * height) & (h <= BLOB_HEIGHT[1] * height) & (w <= BLOB_WIDTH * height)
-    )
-    if not sized.any():
-        return filled[:0]
-    strength = strokes.mean_inside(ink, labels, stats, filled[sized])
+    ]
+    if sized.size == 0:
+        return sized
+    strength = strokes.mean_inside(ink, labels, stats, sized)
     reference = float(np.median(strokes.mean_inside(ink, labels, stats, digits)))
-    return filled[sized][strength >= BLOB_STRENGTH * reference]
+    dark = sized[strength >= BLOB_STRENGTH * reference]
+    return dark[~strokes.wedges(labels, stats, dark)]
 
 
 def _without_wedges(
@@ -539,10 +541,12 @@ def _above_or_below(piece: _Group, host: _Group) -> bool:
 
 
 def _loose_bar(piece: _Group, host: _Group, height: float) -> bool:
-    """Is ``piece`` a 5's bar that came loose: flat, level with ``host``'s top third, and
-    reaching out to the right from its right half, within BAR_GAP heights of it?"""
+    """Is ``piece`` a 5's bar that came loose: small, flat, level with ``host``'s top third,
+    and reaching out to the right from its right half, within BAR_GAP heights of it?"""
     return (
-        piece.width >= BAR_FLAT * piece.height
+        piece.height < SMALL_HEIGHT * height
+        and piece.area <= BAR_AREA * host.area
+        and piece.width >= BAR_FLAT * piece.height
         and piece.y1 <= host.y0 + host.height / 3
         and piece.x0 >= (host.x0 + host.x1) / 2
         and piece.x0 - host.x1 <= BAR_GAP * height
@@ -552,7 +556,8 @@ def _loose_bar(piece: _Group, host: _Group, height: float) -> bool:
 
 def _merge_sure(groups: list[_Group], height: float) -> list[_Group]:
     """Merge each piece into a bigger one it overlaps horizontally when it is much smaller (a
-    5's loose bar) or when the two are parts of one digit stacked (a 3 broken in two)."""
+    5's loose bar) or when the two are parts of one digit stacked (a 3 broken in two), and a
+    flat piece reaching out from a digit's top right into it (``_loose_bar``)."""
     groups = sorted(groups, key=lambda g: -g.area)
     merged: list[_Group] = []
     for group in groups:
@@ -581,11 +586,7 @@ def _merge_sure(groups: list[_Group], height: float) -> list[_Group]:
                     and overlap >= SMALL_OVERLAP * group.width
                     and _above_or_below(group, host)
                 )
-                or (
-                    group.height < SMALL_HEIGHT * height
-                    and group.area <= BAR_AREA * host.area
-                    and _loose_bar(group, host, height)
-                )
+                or _loose_bar(group, host, height)
             ):
                 host.absorb(group)
                 break
