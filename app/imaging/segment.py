@@ -478,9 +478,10 @@ def _inky_blobs(
     """The ``filled`` pieces that may be digits all the same: a thick pen in a dim photo
     closes a small digit's loops (an 8, a 0), and the reader must still see a digit there.
     Such a blob is digit-sized (BLOB_HEIGHT, BLOB_WIDTH of ``height``) and as dark as the
-    ``digits`` (BLOB_STRENGTH); what lighting leaves of a shadow is fainter, or a filled
-    triangle. The model says whether it is a digit; when it is not, the number is uncertain
-    rather than a digit shorter."""
+    ``digits`` (BLOB_STRENGTH); what lighting leaves of a shadow is fainter. It may fill a
+    triangle (a 4 whose loop closed), so the wedge test does not apply. The model says
+    whether it is a digit; when it is not, the number is uncertain rather than a digit
+    shorter."""
     if filled.size == 0:
         return filled
     w, h = stats[filled, cv2.CC_STAT_WIDTH], stats[filled, cv2.CC_STAT_HEIGHT]
@@ -491,8 +492,7 @@ def _inky_blobs(
         return sized
     strength = strokes.mean_inside(ink, labels, stats, sized)
     reference = float(np.median(strokes.mean_inside(ink, labels, stats, digits)))
-    dark = sized[strength >= BLOB_STRENGTH * reference]
-    return dark[~strokes.wedges(labels, stats, dark)]
+    return sized[strength >= BLOB_STRENGTH * reference]
 
 
 def _without_wedges(
