@@ -82,8 +82,6 @@ STROKE_KERNEL = 3.0
 # that is not stroke-like (or lies outside the digit's box) counts this much of its size.
 MAX_CANDIDATES = 12
 NOT_STROKE_WEIGHT = 0.05
-# A triangular piece wider than this many of the digit's pen widths is a shadow's corner.
-WEDGE_PEN = 2.0
 # A candidate's ink counts by its area times its mean strength to this power (_digit_parts).
 INK_POWER = 2.0
 # Ink is at least this fraction as strong as the strongest strokes (_digit_parts).
@@ -505,7 +503,7 @@ def _digit_parts(
         # A broken-off piece of the digit may be triangular too, but only a pen wide; what
         # the lighting's kernel leaves of a shadow's corner is up to that kernel wide.
         pen = strokes.pen_width(labels, stats, int(candidates[main]))
-        keep &= ~(wedge & (widths > WEDGE_PEN * pen)) | is_main
+        keep &= ~strokes.shadow_corners(wedge, widths, pen) | is_main
     dots = strokes.dots_inside(labels, stats, int(candidates[main]))
     return threshold, labels, stats, np.union1d(candidates[keep], dots)
 

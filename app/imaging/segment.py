@@ -33,7 +33,6 @@ import numpy as np
 from app.imaging import strokes
 from app.imaging.errors import NoDigitFound
 from app.imaging.normalize import (
-    WEDGE_PEN,
     InkParts,
     LitRegion,
     Located,
@@ -498,15 +497,14 @@ def _inky_blobs(
 def _without_wedges(
     labels: np.ndarray, stats: np.ndarray, pieces: np.ndarray, widths: np.ndarray
 ) -> np.ndarray:
-    """``pieces`` less the filled triangles wider than WEDGE_PEN pen widths: what lighting
-    leaves of a shadow's corner (see app.imaging.normalize._digit_parts). The pen is that
-    of the largest piece that is not a wedge (``pieces`` come largest first); a digit's
-    broken-off bit may be triangular, but it is only a pen wide."""
+    """``pieces`` less the shadows' corners (``strokes.shadow_corners``), as
+    app.imaging.normalize._digit_parts drops them. The pen is that of the largest piece that
+    is not a wedge (``pieces`` come largest first)."""
     wedge = strokes.wedges(labels, stats, pieces)
     if not wedge.any() or wedge.all():
         return pieces
     pen = strokes.pen_width(labels, stats, int(pieces[~wedge][0]))
-    return pieces[~(wedge & (widths > WEDGE_PEN * pen))]
+    return pieces[~strokes.shadow_corners(wedge, widths, pen)]
 
 
 def _off_line(groups: list[_Group], height: float) -> list[_Group]:

@@ -32,6 +32,9 @@ DOT_PEN = (0.7, 3.0)
 WEDGE_FILL = 0.8
 # ...if it is at least this many pixels each way: smaller, a digit's loops close up.
 WEDGE_MIN_PX = 12
+# A wedge wider than this many of the digit's pen widths is a shadow's corner; a digit's
+# broken-off piece may be triangular too, but it is only about a pen wide.
+WEDGE_PEN = 2.0
 
 
 def remove_lines(ink: np.ndarray, length: tuple[int, int], *, pool: int = 1) -> np.ndarray:
@@ -118,6 +121,13 @@ def wedges(labels: np.ndarray, stats: np.ndarray, candidates: np.ndarray) -> np.
         hull = cv2.convexHull(cv2.findNonZero(inside)).astype(np.float32)
         found[n] = area >= WEDGE_FILL * cv2.minEnclosingTriangle(hull)[0]
     return found
+
+
+def shadow_corners(wedge: np.ndarray, widths: np.ndarray, pen: float) -> np.ndarray:
+    """Boolean per candidate: a ``wedge`` whose widest stroke (``widths``) is more than
+    WEDGE_PEN of the digit's ``pen`` widths, so what the lighting's kernel left of a shadow's
+    corner rather than a triangular piece of the digit."""
+    return wedge & (widths > WEDGE_PEN * pen)
 
 
 def dots_inside(labels: np.ndarray, stats: np.ndarray, main: int) -> np.ndarray:
