@@ -34,12 +34,6 @@ GAP = (-0.25, 0.1)
 # inside a 0 (that pair would look like one odd digit, and teach nothing about two).
 MAX_OVERLAP_OF_NARROWER = 0.5
 INK = 0.2  # of the peak: what counts as the digit's ink box
-# Real touching digits meet at their strokes, not at their boxes: a 7's bar runs over a 1's
-# top while the boxes still overlap by a third. A box gap leaves most pairs as two blobs,
-# which /read already cuts apart; so this share of pairs is slid together until the strokes
-# touch, then pushed on into one another by up to CONTACT_DEPTH digit heights.
-CONTACT_SHARE = 0.5
-CONTACT_DEPTH = 0.05
 
 
 def digit_pairs(images: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -64,14 +58,9 @@ def pair_ink(left: np.ndarray, right: np.ndarray, rng: np.random.Generator) -> n
         _scaled(d, HEIGHT_PX * rng.uniform(1 - SIZE_JITTER, 1 + SIZE_JITTER)) for d in (left, right)
     )
     gap = rng.uniform(*GAP) * HEIGHT_PX
+    gap = max(gap, -MAX_OVERLAP_OF_NARROWER * min(a.shape[1], b.shape[1]))
     drops = [round(rng.uniform(-BASELINE_JITTER, BASELINE_JITTER) * HEIGHT_PX) for _ in "ab"]
     baseline = max(d.shape[0] - drop for d, drop in zip((a, b), drops, strict=True)) + 1
-    if rng.random() < CONTACT_SHARE:
-        tops = [baseline + drop - d.shape[0] for d, drop in zip((a, b), drops, strict=True)]
-        contact = _contact_gap(a, b, tops[1] - tops[0])
-        if contact is not None:
-            gap = contact - rng.uniform(0, CONTACT_DEPTH) * HEIGHT_PX
-    gap = max(gap, -MAX_OVERLAP_OF_NARROWER * min(a.shape[1], b.shape[1]))
     xs = (0, max(0, round(a.shape[1] + gap)))
     height = max(baseline + drop for drop in drops) + 1
     width = max(x + d.shape[1] for d, x in zip((a, b), xs, strict=True))
@@ -81,24 +70,6 @@ def pair_ink(left: np.ndarray, right: np.ndarray, rng: np.random.Generator) -> n
         window = canvas[top : top + digit.shape[0], x : x + digit.shape[1]]
         np.maximum(window, digit, out=window)
     return canvas
-
-
-def _contact_gap(a: np.ndarray, b: np.ndarray, b_below: int) -> float | None:
-    """The box gap (px, from ``a``'s right edge to ``b``'s left) at which ``b``, slid in from
-    the right with its top ``b_below`` rows under ``a``'s, first touches ``a``'s ink; ``None``
-    when no row holds ink of both, so they can never meet."""
-    ink_a, ink_b = a >= INK * a.max(), b >= INK * b.max()
-    best: float | None = None
-    for row_b in range(b.shape[0]):
-        row_a = row_b + b_below
-        if not 0 <= row_a < a.shape[0]:
-            continue
-        cols_a, cols_b = np.flatnonzero(ink_a[row_a]), np.flatnonzero(ink_b[row_b])
-        if len(cols_a) and len(cols_b):
-            # b's x where its leftmost ink lands just right of a's rightmost: x = ra + 1 - lb.
-            gap = float(cols_a[-1] + 1 - cols_b[0] - a.shape[1])
-            best = gap if best is None else max(best, gap)
-    return best
 
 
 def _scaled(digit: np.ndarray, height: float) -> np.ndarray:

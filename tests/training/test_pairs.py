@@ -54,30 +54,3 @@ def test_bad_arguments_are_refused(mnist_sample) -> None:
     with pytest.raises(ValueError, match="two 28x28"):
         digit_pairs(mnist_sample.x_train[:1], 3, seed=0)
     assert digit_pairs(mnist_sample.x_train[:1], 0, seed=0).shape == (0, 28, 28)
-
-
-def one_blob_share(pairs: np.ndarray) -> float:
-    """Share of pairs whose ink (at least 0.35 of the peak, so a faint bridge does not count) is a
-    single 8-connected piece."""
-    import cv2
-
-    singles = [
-        cv2.connectedComponents((p >= 0.35 * p.max()).astype(np.uint8), connectivity=8)[0] == 2
-        for p in pairs
-    ]
-    return float(np.mean(singles))
-
-
-def test_pairs_slid_into_contact_merge_into_one_blob(mnist_sample, monkeypatch) -> None:
-    """Touching digits meet at the strokes: a pair slid together until the ink touches is one
-    blob far more often than a pair placed by its boxes, which is what /read must learn to
-    refuse as a single digit."""
-    import training.pairs
-
-    digits = mnist_sample.x_train[:400]
-    monkeypatch.setattr(training.pairs, "CONTACT_SHARE", 0.0)
-    by_box = one_blob_share(digit_pairs(digits, 200, seed=3))
-    monkeypatch.setattr(training.pairs, "CONTACT_SHARE", 1.0)
-    slid = one_blob_share(digit_pairs(digits, 200, seed=3))
-    assert slid > 0.85
-    assert slid > by_box + 0.2
