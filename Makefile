@@ -6,7 +6,7 @@ PORT   ?= 8000
 HOST   ?= 0.0.0.0
 MODEL_DIR ?= models/mnist
 
-.PHONY: help setup train train-seed evaluate serve run test test-slow test-browser test-container lint format bench bench-images clean image image-lite hadolint accuracy numbers soak fuzz audit
+.PHONY: help setup train train-seed evaluate serve run test test-slow test-browser test-container lint format bench bench-images clean image image-lite hadolint accuracy numbers tune-numbers soak fuzz audit
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ accuracy: setup  ## all 10,000 MNIST test digits (PNG and re-photographed) and h
 
 numbers: setup  ## photos of numbers written with MNIST test digits (separated, touching, overlapping; plain and notebook paper) through POST /read: exact-number, per-digit and length accuracy (~2 min)
 	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.numbers_over_http --per-kind 300
+
+tune-numbers: setup  ## numbers written with the model's *validation* digits, read in process, with how each wrong one went wrong: where /read's segmentation is tuned (~1 min)
+	MODEL_DIR=$(MODEL_DIR) $(PY) -m benchmarks.tune_numbers --per-kind 300
 
 # ---- hardening: load soak, coverage-guided fuzzing, dependency audit (tests/hardening, fuzz/)
 SOAK_SECONDS ?= 60

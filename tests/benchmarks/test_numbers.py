@@ -61,3 +61,38 @@ def test_summary_and_coverage_count_confidently_wrong_numbers():
     assert curve["0"] == {"coverage": 1.0, "accuracy": pytest.approx(2 / 3)}
     assert curve["0.9"]["coverage"] == pytest.approx(2 / 3)
     assert curve["verdict number"]["accuracy"] == pytest.approx(1 / 2)
+
+
+def test_tuning_names_how_a_reading_went_wrong():
+    from benchmarks.tune_numbers import failure
+
+    assert failure("305", "305") is None
+    assert failure("305", "35") == "too few"
+    assert failure("305", "3015") == "too many"
+    assert failure("305", "385") == "misread"
+
+
+def test_tuning_reads_numbers_through_the_service_and_accounts_for_every_wrong_one(
+    service_settings, mnist_sample
+):
+    """The harness reads through DigitService itself: every reading it calls wrong is one the
+    benchmark's own scoring calls wrong, and the rest are right."""
+    import anyio
+
+    from app.service import DigitService
+    from benchmarks.numbers_over_http import KINDS
+    from benchmarks.tune_numbers import read_as, read_kind
+
+    async def read() -> tuple[dict, object, list]:
+        service = DigitService(service_settings)
+        await service.start()
+        try:
+            return await read_kind(service, KINDS[0], 6, (mnist_sample.x_test, mnist_sample.y_test))
+        finally:
+            await service.stop()
+
+    figures, failures, wrong = anyio.run(read)
+    assert figures["photos"] == 6
+    assert sum(failures.values()) == len(wrong)
+    assert figures["reading"] == pytest.approx(1 - len(wrong) / 6)
+    assert all(read_as(reading) != photo.text for photo, reading in wrong)
