@@ -96,3 +96,19 @@ def test_tuning_reads_numbers_through_the_service_and_accounts_for_every_wrong_o
     assert sum(failures.values()) == len(wrong)
     assert figures["reading"] == pytest.approx(1 - len(wrong) / 6)
     assert all(read_as(reading) != photo.text for photo, reading in wrong)
+
+
+def test_the_judge_experiment_labels_candidates_by_the_written_digits():
+    import numpy as np
+
+    from app.imaging.segment import Box, Candidate
+    from benchmarks.segment_judge import PART, SEVERAL, WHOLE, label
+
+    def candidate(x0: int, y0: int, x1: int, y1: int) -> Candidate:
+        box = Box(x0, y0, x1 - x0, y1 - y0)
+        return Candidate(0, 1, box, np.zeros((28, 28), np.float32), 1.0, 1.0)
+
+    assert label(candidate(10, 10, 50, 90), BOXES) == WHOLE
+    assert label(candidate(10, 10, 100, 90), BOXES) == SEVERAL  # the 3 and the 0 as one
+    assert label(candidate(10, 10, 30, 90), BOXES) == PART  # the 3's left half
+    assert label(candidate(10, 10, 75, 90), BOXES) == PART  # the 3 and a third of the 0
