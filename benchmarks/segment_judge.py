@@ -193,13 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", type=int, nargs="+", default=[0, 3])
     args = parser.parse_args(argv)
 
-    from app.runtime.loading import find_latest_version, read_metadata
-    from training.data import load_mnist
-    from training.train import split_validation
+    from benchmarks.tune_numbers import model_split
 
-    recorded = read_metadata(find_latest_version(args.model_dir))["validation"]
-    mnist = load_mnist()
-    split = split_validation(mnist.x_train, mnist.y_train, recorded["size"], recorded["seed"])
+    split = model_split(args.model_dir)  # the judge learns from the training split only
     images, features, labels = labelled_candidates(args.photos, split.x_train, split.y_train)
     print(f"{len(labels)} candidates: whole, several, part = {np.bincount(labels).tolist()}")
     judge = train_judge(images, features, labels, args.epochs)

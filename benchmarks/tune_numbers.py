@@ -28,6 +28,7 @@ import numpy as np
 from app.service import DigitService, NumberRead
 from app.settings import Settings
 from benchmarks.numbers_over_http import KINDS, Kind, evaluate, render_kind, score
+from training.train import Split
 
 # Apart from every other benchmark seed (numbers_over_http uses 20_000_000 onwards).
 TUNING_SEED = 30_000_000
@@ -65,18 +66,24 @@ def failure(text: str, found: str) -> str | None:
     return "misread"
 
 
-def validation_digits(model_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The model's validation digits, re-drawn from its recorded split and checked."""
+def model_split(model_dir: Path) -> Split:
+    """The training/validation split of the model in ``model_dir``, re-drawn from the one its
+    ``metadata.json`` records, and checked against it."""
     from app.runtime.loading import find_latest_version, read_metadata
     from training.data import load_mnist
     from training.train import split_validation
 
-    metadata = read_metadata(find_latest_version(model_dir))
-    recorded = metadata["validation"]
+    recorded = read_metadata(find_latest_version(model_dir))["validation"]
     mnist = load_mnist()
     split = split_validation(mnist.x_train, mnist.y_train, recorded["size"], recorded["seed"])
     if split.describe(recorded["seed"])["indices_sha256"] != recorded["indices_sha256"]:
         raise SystemExit("the validation split does not match the model's metadata.json")
+    return split
+
+
+def validation_digits(model_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The model's validation digits: held out of its training, and not MNIST's test set."""
+    split = model_split(model_dir)
     return split.x_val, split.y_val
 
 
