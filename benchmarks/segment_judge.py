@@ -36,7 +36,7 @@ from unittest import mock
 import numpy as np
 
 from app.imaging.segment import Candidate, Proposal
-from benchmarks.numbers_over_http import KINDS, Box
+from benchmarks.numbers_over_http import KINDS, Box, iou
 
 WHOLE, SEVERAL, PART = 0, 1, 2
 WHOLE_IOU = 0.6
@@ -54,11 +54,10 @@ def label(candidate: Candidate, written: Sequence[Box]) -> int:
     if (cover > COVERED).sum() >= 2:
         return SEVERAL
     k = int(np.argmax(cover))
-    t = written[k]
-    inter = max(min(x1, t[2]) - max(x0, t[0]), 0) * max(min(y1, t[3]) - max(y0, t[1]), 0)
-    union = (x1 - x0) * (y1 - y0) + (t[2] - t[0]) * (t[3] - t[1]) - inter
     others = np.delete(cover, k)
-    if union and inter / union >= WHOLE_IOU and (others.size == 0 or others.max() < TOUCHED):
+    if iou((x0, y0, x1, y1), written[k]) >= WHOLE_IOU and (
+        others.size == 0 or others.max() < TOUCHED
+    ):
         return WHOLE
     return PART
 

@@ -25,29 +25,23 @@ from typing import Any
 
 import numpy as np
 
+from app.api.read import number_reading
+from app.schemas import Timing
 from app.service import DigitService, NumberRead
 from app.settings import Settings
 from benchmarks.numbers_over_http import KINDS, Kind, evaluate, render_kind, score
 from training.train import Split
 
-# Apart from every other benchmark seed (numbers_over_http uses 20_000_000 onwards).
-TUNING_SEED = 30_000_000
+# The tuning numbers are numbers_over_http's kinds with their groups moved by this, so their
+# seeds (numbers_over_http.number_seed) start at 30,000,000, apart from the test photos'.
+TUNING_GROUPS = 10
 
 
-def as_body(reading: NumberRead) -> dict[str, Any]:
-    """The parts of a /read answer that ``numbers_over_http.score`` looks at."""
-    return {
-        "number": reading.number,
-        "verdict": reading.verdict.value,
-        "digits": [
-            {
-                "box": {"x": d.box.x, "y": d.box.y, "width": d.box.width, "height": d.box.height},
-                "best_guess": d.judged.best_guess,
-                "confidence": d.judged.confidence,
-            }
-            for d in reading.digits
-        ],
-    }
+def as_body(reading: NumberRead, model_version: str) -> dict[str, Any]:
+    """The JSON /read answers with for ``reading`` (timings zero: nothing here is timed)."""
+    untimed = Timing(read=0.0, preprocess=0.0, inference=0.0, total=0.0)
+    answer = number_reading(reading, None, model_version=model_version, timing_ms=untimed)
+    return answer.model_dump(mode="json")
 
 
 def read_as(reading: NumberRead) -> str:
@@ -90,12 +84,12 @@ def validation_digits(model_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 async def read_kind(
     service: DigitService, kind: Kind, count: int, digits: tuple[np.ndarray, np.ndarray]
 ) -> tuple[dict[str, Any], Counter[str], list[tuple[Any, NumberRead]]]:
-    tuning = Kind(kind.name, kind.spacing, kind.paper, kind.lengths, kind.group + 10)
+    tuning = Kind(kind.name, kind.spacing, kind.paper, kind.lengths, kind.group + TUNING_GROUPS)
     photos = render_kind(tuning, count, *digits)
     scores, failures, wrong = [], Counter[str](), []
     for photo in photos:
         reading, _ = await service.read_number(photo.data)
-        scores.append(score(photo, 200, as_body(reading)))
+        scores.append(score(photo, 200, as_body(reading, service.model.version)))
         why = failure(photo.text, read_as(reading))
         if why is not None:
             failures[why] += 1

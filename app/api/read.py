@@ -26,6 +26,7 @@ from app.schemas import (
     ReadDigit,
     ReadMark,
     ReadOptions,
+    Timing,
 )
 from app.service import NumberRead
 
@@ -82,15 +83,25 @@ async def read(request: Request, service: ServiceDep) -> Response:
         candidates=number.candidates,
         model_version=version,
     )
-    answer = NumberReading(
+    answer = number_reading(
+        number, include, model_version=version, timing_ms=timing(request, begun, read_done, stages)
+    )
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
+def number_reading(
+    number: NumberRead, include: Include | None, *, model_version: str, timing_ms: Timing
+) -> NumberReading:
+    """/read's answer for ``number``; the tuning harness (benchmarks.tune_numbers) scores
+    this same answer, so what it measures is what clients get."""
+    return NumberReading(
         verdict=number.verdict,
         number=number.number,
         digits=[ReadDigit(box=_box(d.box), **reading(d, include)) for d in number.digits],
         marks=_marks(number, include),
-        model_version=version,
-        timing_ms=timing(request, begun, read_done, stages),
+        model_version=model_version,
+        timing_ms=timing_ms,
     )
-    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 def _marks(number: NumberRead, include: Include | None) -> list[ReadMark]:
